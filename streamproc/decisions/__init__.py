@@ -1,0 +1,1 @@
+"""Decisions: lifecycle stages and alert rules over profiles, as plain functions."""

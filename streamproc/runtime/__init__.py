@@ -1,0 +1,1 @@
+"""The outer ring: the Faust app and agent, Redis and Kafka I/O, topic administration."""

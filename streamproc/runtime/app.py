@@ -1,0 +1,25 @@
+"""The Faust app: built from settings, with no logic of its own."""
+
+from __future__ import annotations
+
+import faust
+
+from streamproc.runtime.admin import bootstrap
+from streamproc.settings import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured from ``settings``; agents are attached by ``runtime.agents``."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h}" for h in bootstrap(settings.kafka_url).split(",")],
+        store="memory://",
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        producer_acks=-1,
+    )

@@ -1,0 +1,59 @@
+"""Redis key layout. Per-customer keys carry the customer in a hash tag (``{...}``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Names of every Redis key streamproc uses, under one prefix.
+
+    ============================== ======= ===============================================
+    key                            type    holds
+    ============================== ======= ===============================================
+    ``P:profile:{customer}``       hash    the customer profile (see ``state.profile``)
+    ``P:due:{pN}``                 zset    customers of partition N by next inactivity time
+    ``P:offsets``                  hash    ``topic:partition`` -> last applied offset
+    ``P:watermarks``               hash    partition -> highest event time seen (epoch s)
+    ``P:spend``                    zset    customer -> total spend (population ranks)
+    ``P:segments:lifecycle``       hash    stage -> number of customers
+    ``P:stats``                    hash    counters (``in:<topic>``, applied, duplicates, ...)
+    ``P:recent:alerts``            list    the latest alerts as JSON, newest first
+    ============================== ======= ===============================================
+    """
+
+    prefix: str = "sp"
+
+    def profile(self, customer_id: str) -> str:
+        return f"{self.prefix}:profile:{{{customer_id}}}"
+
+    def due(self, partition: int) -> str:
+        return f"{self.prefix}:due:{{p{partition}}}"
+
+    @property
+    def offsets(self) -> str:
+        return f"{self.prefix}:offsets"
+
+    @property
+    def watermarks(self) -> str:
+        return f"{self.prefix}:watermarks"
+
+    @property
+    def spend(self) -> str:
+        return f"{self.prefix}:spend"
+
+    @property
+    def lifecycle_counts(self) -> str:
+        return f"{self.prefix}:segments:lifecycle"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def recent_alerts(self) -> str:
+        return f"{self.prefix}:recent:alerts"
+
+    def customer_of(self, profile_key: str) -> str:
+        return profile_key[len(self.prefix) + len(":profile:{"):-1]

@@ -1,0 +1,145 @@
+"""Redis: load what a batch needs in one round trip, write what it changed in one transaction.
+
+In: customer ids, partitions, a ``BatchResult``. Out: profiles, applied offsets, watermarks,
+the population's top-spend threshold. The write is one MULTI/EXEC, so a batch's profiles,
+offsets, indexes and counters become visible together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+import redis.asyncio as aioredis
+
+from streamproc.decisions.records import Alert, SegmentChange
+from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.lifecycle import next_due
+from streamproc.runtime.keys import Keys
+from streamproc.state import codec
+from streamproc.state.profile import Profile
+
+_TOP_SPEND = """
+local n = redis.call('ZCARD', KEYS[1])
+if n < tonumber(ARGV[1]) then return false end
+local k = math.ceil(n * tonumber(ARGV[2])) - 1
+local r = redis.call('ZREVRANGE', KEYS[1], k, k, 'WITHSCORES')
+return r[2]
+"""
+RECENT_ALERTS = 50
+
+
+@dataclass
+class Loaded:
+    """State read before a batch."""
+
+    profiles: dict[str, Profile | None]
+    offsets: dict[str, int]
+    watermarks: dict[int, float]
+    population: Population
+
+
+@dataclass
+class Changes:
+    """Everything one batch writes."""
+
+    profiles: Mapping[str, Profile]
+    partition_of: Mapping[str, int]
+    outputs: Iterable[SegmentChange | Alert]
+    offsets: Mapping[str, int]
+    watermarks: Mapping[int, float]
+    stats: Mapping[str, int]
+
+
+def tp_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class Store:
+    """Batched reads and transactional writes of customer state."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, rules: Rules, top_fraction: float,
+                 min_population: int, timeout_s: float) -> None:
+        self.r, self.keys, self.rules = client, keys, rules
+        self._top = (min_population, top_fraction)
+        self._timeout = timeout_s
+        self._top_spend = client.register_script(_TOP_SPEND)
+
+    async def load(self, customers: list[str], tps: list[str], partitions: list[int]) -> Loaded:
+        async with asyncio.timeout(self._timeout):
+            pipe = self.r.pipeline(transaction=False)
+            for cid in customers:
+                pipe.hgetall(self.keys.profile(cid))
+            pipe.hmget(self.keys.offsets, tps)
+            pipe.hmget(self.keys.watermarks, [str(p) for p in partitions])
+            await self._top_spend(keys=[self.keys.spend], args=list(self._top), client=pipe)
+            res = await pipe.execute()
+        n = len(customers)
+        return Loaded(
+            profiles={cid: codec.decode(h) for cid, h in zip(customers, res[:n])},
+            offsets={tp: int(v) for tp, v in zip(tps, res[n]) if v is not None},
+            watermarks={p: float(v) for p, v in zip(partitions, res[n + 1]) if v is not None},
+            population=Population(float(res[n + 2]) if res[n + 2] is not None else None),
+        )
+
+    async def due(self, watermarks: Mapping[int, float], limit: int = 5000) -> dict[str, int]:
+        """Customers whose next inactivity time has passed: id -> partition."""
+        parts = list(watermarks)
+        async with asyncio.timeout(self._timeout):
+            pipe = self.r.pipeline(transaction=False)
+            for p in parts:
+                pipe.zrangebyscore(self.keys.due(p), "-inf", watermarks[p], start=0, num=limit)
+            res = await pipe.execute()
+        return {cid.decode(): p for p, ids in zip(parts, res) for cid in ids}
+
+    async def profiles(self, customers: list[str]) -> dict[str, Profile]:
+        async with asyncio.timeout(self._timeout):
+            pipe = self.r.pipeline(transaction=False)
+            for cid in customers:
+                pipe.hgetall(self.keys.profile(cid))
+            res = await pipe.execute()
+        return {cid: p for cid, h in zip(customers, res) if (p := codec.decode(h)) is not None}
+
+    async def write(self, ch: Changes) -> None:
+        async with asyncio.timeout(self._timeout):
+            pipe = self.r.pipeline(transaction=True)
+            for cid, p in ch.profiles.items():
+                self._write_profile(pipe, p, ch.partition_of[cid])
+            self._write_outputs(pipe, ch.outputs)
+            if ch.offsets:
+                pipe.hset(self.keys.offsets, mapping=dict(ch.offsets))
+            if ch.watermarks:
+                pipe.hset(self.keys.watermarks, mapping={str(p): v for p, v in ch.watermarks.items()})
+            for name, n in ch.stats.items():
+                if n:
+                    pipe.hincrby(self.keys.stats, name, n)
+            now = datetime.now(timezone.utc).timestamp()
+            pipe.hsetnx(self.keys.stats, "first_at", now)
+            pipe.hset(self.keys.stats, "last_at", now)
+            await pipe.execute()
+
+    def _write_profile(self, pipe: aioredis.client.Pipeline, p: Profile, partition: int) -> None:
+        pipe.hset(self.keys.profile(p.customer_id), mapping=codec.encode(p))
+        due = next_due(p, self.rules)
+        if due is None:
+            pipe.zrem(self.keys.due(partition), p.customer_id)
+        else:
+            pipe.zadd(self.keys.due(partition), {p.customer_id: due.timestamp()})
+        if p.spend > 0:
+            pipe.zadd(self.keys.spend, {p.customer_id: p.spend})
+
+    def _write_outputs(self, pipe: aioredis.client.Pipeline, outputs: Iterable[SegmentChange | Alert]) -> None:
+        alerts = []
+        for o in outputs:
+            if isinstance(o, SegmentChange):
+                if o.old:
+                    pipe.hincrby(self.keys.lifecycle_counts, o.old, -1)
+                pipe.hincrby(self.keys.lifecycle_counts, o.new, 1)
+            else:
+                alerts.append(orjson.dumps(o.to_dict()))
+        if alerts:
+            pipe.lpush(self.keys.recent_alerts, *alerts)
+            pipe.ltrim(self.keys.recent_alerts, 0, RECENT_ALERTS - 1)

@@ -1,0 +1,55 @@
+"""Configuration: one frozen settings object read from ``STREAMPROC_*`` environment variables.
+
+Every field has a default that runs the embedded development stack. ``kafka_url`` and
+``redis_url`` left empty mean "not configured": ``streamproc dev`` and ``streamproc demo``
+then start a broker and a Redis of their own, while ``streamproc worker`` refuses to start.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
+
+
+class Settings(BaseSettings):
+    """All of streamproc's configuration (env var = ``STREAMPROC_`` + field name, upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPROC_", frozen=True, extra="ignore")
+
+    kafka_url: str = Field("", description="Kafka bootstrap servers, e.g. kafka://host:9092 (comma-separated for several).")
+    redis_url: str = Field("", description="Redis URL, e.g. redis://host:6379/0.")
+    app_id: str = Field("streamproc", description="Faust app id; also the Kafka consumer group.")
+    topics_dir: Path = Field(DEFAULT_TOPICS_DIR, description="Folder holding topics.json and the JSON Schemas.")
+    key_prefix: str = Field("sp", description="Prefix of every Redis key streamproc writes.")
+    web_port: int = Field(6066, description="Port of the worker's Faust web server.")
+    log_level: str = Field("info", description="Worker log level: debug, info, warning, error.")
+
+    batch_size: int = Field(500, ge=1, description="Events handled per batch (one Redis round trip set each).")
+    batch_within_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch, seconds.")
+    broker_session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout.")
+    broker_rebalance_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer rebalance timeout.")
+    redis_timeout_s: float = Field(10.0, gt=0, description="Longest wait for one Redis pipeline.")
+
+    base_currency: str = Field("EUR", description="Currency every amount is converted to.")
+    fx_rates: dict[str, float] = Field(
+        default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
+        description="Units of base currency per unit of each accepted currency (JSON object).",
+    )
+    new_days: float = Field(14.0, gt=0, description="A customer is 'new' for this many days after first activity.")
+    at_risk_days: float = Field(21.0, gt=0, description="Days of event-time inactivity after which a customer is at-risk.")
+    churn_days: float = Field(45.0, gt=0, description="Days of event-time inactivity after which a customer is churned.")
+    low_rating_max: int = Field(2, ge=1, le=5, description="Ratings at or below this are 'low' for alerts.")
+    top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")
+    min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
+    dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Customer state: the profile and the pure functions that change it."""
