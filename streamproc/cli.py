@@ -78,6 +78,106 @@ def topics_list() -> None:
                    f"cleanup={t.cleanup_policy} retention_ms={t.retention_ms} schema={t.schema_path.name}")
 
 
+@cli.command()
+@click.option("--events", default=20000, show_default=True, help="Stop once this many events are processed.")
+@click.option("--days", default=120, show_default=True, help="Days of simulated event time.")
+@click.option("--seed", default=7, show_default=True, help="Generator seed (same seed, same events).")
+@click.option("--customers", type=int, default=None, help="Simulated customers [default: enough for --events].")
+@click.option("--timeout", "timeout_s", default=600.0, show_default=True, help="Give up after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
+def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, as_json: bool) -> None:
+    """Start the dev stack and a worker, stream generated events through them and show
+    events/s per topic, customers, lifecycle segments and the latest alerts, live.
+
+    Exits by itself once --events events are processed, stopping everything it started.
+    """
+    import orjson
+    from rich.console import Console
+
+    from streamproc.demo import DemoOptions, run_demo
+
+    console = Console(stderr=as_json)
+    result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s), console)
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+    else:
+        _print_summary(console, result)
+
+
+def _print_summary(console: "Console", result: dict) -> None:  # noqa: F821
+    from rich.pretty import Pretty
+
+    console.rule("summary")
+    console.print(Pretty(result))
+
+
+@cli.command()
+@click.option("--customers", default=500, show_default=True, help="Simulated customers.")
+@click.option("--days", default=90, show_default=True, help="Days of simulated event time.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+@click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="JSON Lines file to write ('-' for stdout).")
+@click.option("--publish", is_flag=True, help="Publish to the input topics of STREAMPROC_KAFKA_URL instead.")
+def generate(customers: int, days: int, seed: int, out: str, publish: bool) -> None:
+    """Generate clickstream, purchase and feedback events from simulated customers
+    (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
+    in event-time order. See docs/generator.md for the hidden structure.
+    """
+    from streamproc.generate import GeneratorConfig
+    from streamproc.generate import generate as gen
+
+    events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
+    if publish:
+        _publish_events(events)
+        return
+    import orjson
+
+    with click.open_file(out, "wb") as f:
+        for e in events:
+            f.write(orjson.dumps(e) + b"\n")
+
+
+def _publish_events(events: "Iterable[dict]") -> None:  # noqa: F821
+    from rich.progress import Progress
+
+    from streamproc.contracts import load_contracts
+    from streamproc.runtime.produce import event_records, publish
+
+    s = get_settings()
+    if not s.kafka_url:
+        raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
+    with Progress(transient=False) as progress:
+        task = progress.add_task("publishing", total=None)
+        n = asyncio.run(publish(s.kafka_url, event_records(load_contracts(s.topics_dir), events),
+                                on_sent=lambda k: progress.update(task, completed=k)))
+    click.echo(f"published {n:,} events")
+
+
+@cli.command()
+@click.argument("customer_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored profile as JSON.")
+def profile(customer_id: str, as_json: bool) -> None:
+    """Show the live profile of CUSTOMER_ID from Redis (needs STREAMPROC_REDIS_URL)."""
+    from dataclasses import asdict
+
+    import orjson
+
+    from streamproc.runtime.stats import StatsReader
+
+    s = get_settings()
+    if not s.redis_url:
+        raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
+    p = StatsReader(s.redis_url, s.key_prefix).profile(customer_id)
+    if p is None:
+        raise click.ClickException(f"no profile for {customer_id!r} in {s.redis_url}")
+    doc = asdict(p)
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+        return
+    for k, v in doc.items():
+        click.echo(f"{k:>16}  {v.isoformat() if hasattr(v, 'isoformat') else v}")
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
         description="Units of base currency per unit of each accepted currency (JSON object).",
     )
+    allowed_lateness_s: float = Field(
+        300.0, ge=0, description="Event-time lateness tolerated before inactivity is decided (watermark delay)."
+    )
     new_days: float = Field(14.0, gt=0, description="A customer is 'new' for this many days after first activity.")
     at_risk_days: float = Field(21.0, gt=0, description="Days of event-time inactivity after which a customer is at-risk.")
     churn_days: float = Field(45.0, gt=0, description="Days of event-time inactivity after which a customer is churned.")

@@ -61,6 +61,8 @@ def on_activity(p: Profile, event: InputEvent, rules: Rules) -> Transition | Non
     """The stage change, if any, caused by ``event`` (``p`` already includes it)."""
     if not p.stage:
         return Transition(None, "new", event.ts, "first activity")
+    if p.stage in DORMANT and p.stage_since is not None and event.ts <= p.stage_since:
+        return None  # a late event from before the customer went dormant: counted, not a comeback
     if p.stage in DORMANT:
         return Transition(p.stage, "reactivated", event.ts, f"active again after {p.stage.replace('_', '-')}")
     if p.stage == "new" and p.purchases >= 2 and isinstance(event, Purchase):

@@ -35,7 +35,7 @@ def build_processor(app: faust.App, settings: Settings, contracts: Contracts) ->
         return await app.producer.send(topic, key, value, None, None, None)
 
     decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency)
-    return Processor(store, send, contracts, decoder)
+    return Processor(store, send, contracts, decoder, settings.allowed_lateness_s)
 
 
 def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:

@@ -15,7 +15,7 @@ class Keys:
     ``P:profile:{customer}``       hash    the customer profile (see ``state.profile``)
     ``P:due:{pN}``                 zset    customers of partition N by next inactivity time
     ``P:offsets``                  hash    ``topic:partition`` -> last applied offset
-    ``P:watermarks``               hash    partition -> highest event time seen (epoch s)
+    ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
     ``P:spend``                    zset    customer -> total spend (population ranks)
     ``P:segments:lifecycle``       hash    stage -> number of customers
     ``P:stats``                    hash    counters (``in:<topic>``, applied, duplicates, ...)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from streamproc.ingest.decode import Decoder, Rejection, Source
 from streamproc.ingest.events import InputEvent
 from streamproc.decisions.records import SegmentChange
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
-from streamproc.runtime.store import Changes, Loaded, Store, tp_key
+from streamproc.eventtime import advance, tp_key, watermarks
+from streamproc.runtime.store import Changes, Loaded, Store
 
 log = logging.getLogger(__name__)
 BUG_RETRIES = 3
@@ -66,11 +68,15 @@ def dead_letter(rej: Rejection) -> dict[str, object]:
     }
 
 
+def _utc(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(max(epoch_s, 0.0), timezone.utc)
+
+
 class Processor:
     """Applies batches of records; owns no Faust object, only a Store and a send function."""
 
-    def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder) -> None:
-        self.store, self.send, self.decoder = store, send, decoder
+    def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder, lateness_s: float) -> None:
+        self.store, self.send, self.decoder, self.lateness_s = store, send, decoder, lateness_s
         self.types = {t.name: t.event_type for t in contracts.inputs}
         self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter")}
 
@@ -105,24 +111,25 @@ class Processor:
                 for r in records]
 
     async def _handle(self, records: list[RawRecord], failure: str | None) -> None:
+        started = time.time()
         decoded = self._decode(records, failure)
         customers = sorted({d.customer_id for _, d in decoded if not isinstance(d, Rejection)})
-        tps = sorted({tp_key(r.topic, r.partition) for r in records})
-        parts = sorted({r.partition for r in records})
-        loaded = await self.store.load(customers, tps, parts)
+        loaded = await self.store.load(customers, sorted({tp_key(r.topic, r.partition) for r in records}))
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
         rejected = [d for _, d in fresh if isinstance(d, Rejection)]
         events = [d for _, d in fresh if not isinstance(d, Rejection)]
         result = apply_batch(events, loaded.profiles, loaded.population, self.store.rules)
         rejected += self._failed(result, fresh)
         partition_of = {d.customer_id: r.partition for r, d in fresh if not isinstance(d, Rejection)}
-        watermarks = self._watermarks(loaded, events, partition_of)
-        swept = await self._sweep(result, loaded, watermarks, partition_of)
-        await self._publish(result.outputs + swept.outputs, rejected)
+        high = advance(loaded.high_marks, ((r.topic, r.partition, d.ts.timestamp())
+                                           for r, d in fresh if not isinstance(d, Rejection)))
+        swept = await self._sweep(result, loaded, watermarks(high, self.types, self.lateness_s), partition_of)
+        outputs = result.outputs + swept.outputs
+        await self._publish(outputs, rejected)
         await self.store.write(Changes(
-            profiles={**result.profiles, **swept.profiles}, partition_of=partition_of,
-            outputs=result.outputs + swept.outputs, offsets=self._offsets(records), watermarks=watermarks,
-            stats=self._stats(records, fresh, result, swept, rejected),
+            profiles={**result.profiles, **swept.profiles}, partition_of=partition_of, outputs=outputs,
+            offsets=self._offsets(records), high_marks=high, started_at=started,
+            stats=self._stats(records, fresh, result, outputs, rejected),
         ))
 
     def _failed(self, result: BatchResult, fresh: list[tuple[RawRecord, InputEvent | Rejection]]) -> list[Rejection]:
@@ -134,14 +141,6 @@ class Processor:
             out.append(Rejection(Source(r.topic, r.partition, r.offset), "processing_error", why, r.value or b""))
         return out
 
-    @staticmethod
-    def _watermarks(loaded: Loaded, events: list[InputEvent], partition_of: dict[str, int]) -> dict[int, float]:
-        wm = dict(loaded.watermarks)
-        for e in events:
-            p = partition_of[e.customer_id]
-            wm[p] = max(wm.get(p, 0.0), e.ts.timestamp())
-        return wm
-
     async def _sweep(self, result: BatchResult, loaded: Loaded, wm: dict[int, float],
                      partition_of: dict[str, int]) -> BatchResult:
         due = await self.store.due(wm) if wm else {}
@@ -151,7 +150,7 @@ class Processor:
             partition_of.setdefault(cid, p)
         candidates = {**stored, **{c: p for c, p in loaded.profiles.items() if c in due and p is not None},
                       **result.profiles}
-        now = {cid: datetime.fromtimestamp(wm[partition_of[cid]], timezone.utc) for cid in candidates}
+        now = {cid: _utc(wm.get(partition_of[cid], 0.0)) for cid in candidates}
         return sweep(candidates, now, loaded.population, self.store.rules)
 
     async def _publish(self, outputs: list[Output], rejected: list[Rejection]) -> None:
@@ -174,14 +173,14 @@ class Processor:
         return out
 
     @staticmethod
-    def _stats(records: list[RawRecord], fresh: list[tuple[RawRecord, InputEvent | Rejection]], result: BatchResult, swept: BatchResult, rejected: list[Rejection]) -> Counter[str]:
+    def _stats(records: list[RawRecord], fresh: list[tuple[RawRecord, InputEvent | Rejection]],
+               result: BatchResult, outputs: list[Output], rejected: list[Rejection]) -> Counter[str]:
         c: Counter[str] = Counter(f"in:{r.topic}" for r, _ in fresh)
         c["redelivered"] = len(records) - len(fresh)
         c["applied"] = sum(result.applied.values())
         c["duplicates"] = result.duplicates
         c["dead_lettered"] = len(rejected)
         c.update(f"dlq:{rej.reason}" for rej in rejected)
-        outputs = result.outputs + swept.outputs
         c["segment_changes"] = sum(isinstance(o, SegmentChange) for o in outputs)
         c["alerts"] = len(outputs) - c["segment_changes"]
         return c

@@ -1,6 +1,6 @@
 """Redis: load what a batch needs in one round trip, write what it changed in one transaction.
 
-In: customer ids, partitions, a ``BatchResult``. Out: profiles, applied offsets, watermarks,
+In: customer ids, topic-partitions, a batch's changes. Out: profiles, applied offsets, event-time high marks,
 the population's top-spend threshold. The write is one MULTI/EXEC, so a batch's profiles,
 offsets, indexes and counters become visible together or not at all.
 """
@@ -38,7 +38,7 @@ class Loaded:
 
     profiles: dict[str, Profile | None]
     offsets: dict[str, int]
-    watermarks: dict[int, float]
+    high_marks: dict[str, float]
     population: Population
 
 
@@ -50,12 +50,9 @@ class Changes:
     partition_of: Mapping[str, int]
     outputs: Iterable[SegmentChange | Alert]
     offsets: Mapping[str, int]
-    watermarks: Mapping[int, float]
+    high_marks: Mapping[str, float]
     stats: Mapping[str, int]
-
-
-def tp_key(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"
+    started_at: float
 
 
 class Store:
@@ -68,20 +65,20 @@ class Store:
         self._timeout = timeout_s
         self._top_spend = client.register_script(_TOP_SPEND)
 
-    async def load(self, customers: list[str], tps: list[str], partitions: list[int]) -> Loaded:
+    async def load(self, customers: list[str], tps: list[str]) -> Loaded:
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
             for cid in customers:
                 pipe.hgetall(self.keys.profile(cid))
             pipe.hmget(self.keys.offsets, tps)
-            pipe.hmget(self.keys.watermarks, [str(p) for p in partitions])
+            pipe.hgetall(self.keys.watermarks)
             await self._top_spend(keys=[self.keys.spend], args=list(self._top), client=pipe)
             res = await pipe.execute()
         n = len(customers)
         return Loaded(
             profiles={cid: codec.decode(h) for cid, h in zip(customers, res[:n])},
             offsets={tp: int(v) for tp, v in zip(tps, res[n]) if v is not None},
-            watermarks={p: float(v) for p, v in zip(partitions, res[n + 1]) if v is not None},
+            high_marks={k.decode(): float(v) for k, v in res[n + 1].items()},
             population=Population(float(res[n + 2]) if res[n + 2] is not None else None),
         )
 
@@ -111,14 +108,13 @@ class Store:
             self._write_outputs(pipe, ch.outputs)
             if ch.offsets:
                 pipe.hset(self.keys.offsets, mapping=dict(ch.offsets))
-            if ch.watermarks:
-                pipe.hset(self.keys.watermarks, mapping={str(p): v for p, v in ch.watermarks.items()})
+            if ch.high_marks:
+                pipe.hset(self.keys.watermarks, mapping=dict(ch.high_marks))
             for name, n in ch.stats.items():
                 if n:
                     pipe.hincrby(self.keys.stats, name, n)
-            now = datetime.now(timezone.utc).timestamp()
-            pipe.hsetnx(self.keys.stats, "first_at", now)
-            pipe.hset(self.keys.stats, "last_at", now)
+            pipe.hsetnx(self.keys.stats, "first_at", ch.started_at)
+            pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
 
     def _write_profile(self, pipe: aioredis.client.Pipeline, p: Profile, partition: int) -> None:

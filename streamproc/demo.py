@@ -1,0 +1,144 @@
+"""``streamproc demo``: dev stack + generator + worker, a live view, and a summary.
+
+In: options (events, generator seed and shape). Out: the summary dict (also printed, or as
+JSON on the last line of stdout with ``--json``). Everything started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from streamproc.contracts import load_contracts
+from streamproc.dev import prepare
+from streamproc.errors import StackError
+from streamproc.generate import GeneratorConfig, generate
+from streamproc.runtime.produce import event_records, publish
+from streamproc.runtime.stats import Snapshot, StatsReader
+from streamproc.settings import Settings
+from streamproc.stack import Stack, start_worker, stop_process
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    events: int = 20000
+    days: int = 120
+    seed: int = 7
+    customers: int | None = None
+    timeout_s: float = 600.0
+
+
+def customers_for(events: int, days: int, seed: int) -> int:
+    """How many simulated customers yield about ``events`` events over ``days``."""
+    sample = 40
+    n = sum(1 for _ in generate(GeneratorConfig(customers=sample, days=days, seed=seed)))
+    return max(10, math.ceil(events * sample / max(n, 1) * 1.05))
+
+
+def demo_events(opts: DemoOptions) -> list[dict[str, Any]]:
+    customers = opts.customers or customers_for(opts.events, opts.days, opts.seed)
+    cfg = GeneratorConfig(customers=customers, days=opts.days, seed=opts.seed)
+    return list(itertools.islice(generate(cfg), opts.events))
+
+
+class Publisher(threading.Thread):
+    """Publishes the demo's events in the background; ``sent`` and ``error`` for the view."""
+
+    def __init__(self, kafka_url: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+        super().__init__(daemon=True)
+        self.kafka_url, self.records = kafka_url, records
+        self.sent, self.error = 0, None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(publish(self.kafka_url, self.records, on_sent=self._progress))
+        except Exception as exc:  # shown by the live view, which then stops the demo
+            self.error = exc
+
+    def _progress(self, n: int) -> None:
+        self.sent = n
+
+
+def view(snap: Snapshot, prev: Snapshot, dt: float, sent: int, total: int) -> Group:
+    """The live terminal view: rates per topic, customers, segments, latest alerts."""
+    topics = Table(title=f"events: {snap.processed:,} processed of {total:,} ({sent:,} published)")
+    for col in ("topic", "events", "events/s"):
+        topics.add_column(col, justify="right" if col != "topic" else "left")
+    for name, n in sorted(snap.by_topic.items()):
+        topics.add_row(name, f"{n:,}", f"{(n - prev.by_topic.get(name, 0)) / max(dt, 1e-9):,.0f}")
+    topics.add_row("dead-lettered", f"{snap.count('dead_lettered'):,}", "")
+    segs = Table(title=f"customers: {snap.profiles:,}")
+    segs.add_column("lifecycle stage")
+    segs.add_column("customers", justify="right")
+    for stage, n in sorted(snap.lifecycle.items(), key=lambda kv: -kv[1]):
+        segs.add_row(stage, f"{n:,}")
+    alerts = Table(title=f"alerts: {snap.count('alerts'):,} (latest)")
+    for col in ("event time", "customer", "rule", "message"):
+        alerts.add_column(col)
+    for a in snap.alerts:
+        alerts.add_row(str(a["ts"])[:16], str(a["customer_id"]), str(a["rule"]), str(a["message"]))
+    return Group(topics, segs, alerts)
+
+
+def summary(snap: Snapshot, seconds: float, sample: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "events": snap.processed, "profiles": snap.profiles,
+        "segment_changes": snap.count("segment_changes"), "alerts": snap.count("alerts"),
+        "dead_lettered": snap.count("dead_lettered"), "dead_letter_reasons": snap.dead_letter_reasons,
+        "duplicates": snap.count("duplicates"), "by_topic": snap.by_topic, "lifecycle": snap.lifecycle,
+        "seconds": round(seconds, 2), "sample_profile": sample,
+    }
+
+
+def watch(stack: Stack, worker: Any, pub: Publisher, total: int, opts: DemoOptions, console: Console) -> Snapshot:
+    """Refresh the view until ``total`` events are processed; raise if something died."""
+    reader = StatsReader(stack.redis_url)
+    prev, t_prev, deadline = reader.snapshot(), time.monotonic(), time.monotonic() + opts.timeout_s
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while True:
+            time.sleep(0.5)
+            snap, now = reader.snapshot(), time.monotonic()
+            live.update(view(snap, prev, now - t_prev, pub.sent, total))
+            if snap.processed >= total:
+                return snap
+            if worker.poll() is not None:
+                raise StackError(f"the worker exited with code {worker.returncode}; see {stack.workdir / 'worker.log'}")
+            if pub.error is not None:
+                raise StackError(f"publishing failed: {pub.error}")
+            if now > deadline:
+                raise StackError(f"only {snap.processed} of {total} events processed in {opts.timeout_s:.0f}s")
+            prev, t_prev = snap, now
+
+
+def sample_profile(stack: Stack, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The stored profile of the customer of the last event, read back from Redis."""
+    p = StatsReader(stack.redis_url).profile(events[-1]["customer_id"])
+    return None if p is None else {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                   for k, v in asdict(p).items() if k != "seen"}
+
+
+def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[str, Any]:
+    events = demo_events(opts)
+    records = list(event_records(load_contracts(settings.topics_dir), events))
+    workdir = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
+    started = time.monotonic()
+    with prepare(settings, workdir) as stack:
+        worker = start_worker(stack.env(), workdir / "worker.log")
+        try:
+            pub = Publisher(stack.kafka_url, records)
+            pub.start()
+            snap = watch(stack, worker, pub, len(records), opts, console)
+            return summary(snap, time.monotonic() - started, sample_profile(stack, events))
+        finally:
+            stop_process(worker)

@@ -1,0 +1,42 @@
+"""Event time: per-partition watermarks over several co-partitioned input topics.
+
+In: the highest event time seen on each input topic-partition (``"topic:partition"`` ->
+epoch seconds). Out: the watermark of each partition number: the *lowest* of its input
+topics' highest event times, less the allowed lateness. Taking the lowest means a fast
+topic (say clickstream) cannot push a partition past events still queued on a slower one
+(say feedback); an input topic that has never carried a record on a partition is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+def tp_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def advance(high: Mapping[str, float], seen: Iterable[tuple[str, int, float]]) -> dict[str, float]:
+    """High marks after records ``(topic, partition, ts)``; marks only move forward."""
+    out = dict(high)
+    for topic, partition, ts in seen:
+        key = tp_key(topic, partition)
+        if ts > out.get(key, float("-inf")):
+            out[key] = ts
+    return out
+
+
+def watermarks(high: Mapping[str, float], inputs: Iterable[str], lateness_s: float) -> dict[int, float]:
+    """Watermark per partition number: min over input topics of their high mark, minus lateness.
+
+    >>> watermarks({"clicks:0": 100.0, "buys:0": 40.0, "clicks:1": 70.0}, ["clicks", "buys"], 10)
+    {0: 30.0, 1: 60.0}
+    """
+    names = set(inputs)
+    lowest: dict[int, float] = {}
+    for key, ts in high.items():
+        topic, _, part = key.rpartition(":")
+        if topic in names:
+            p = int(part)
+            lowest[p] = min(lowest.get(p, ts), ts)
+    return {p: ts - lateness_s for p, ts in lowest.items()}

@@ -1,0 +1,67 @@
+"""Reading the worker's counters and segment sizes from Redis (for demo, bench and people)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+import redis
+
+from streamproc.runtime.keys import Keys
+from streamproc.state import codec
+from streamproc.state.profile import Profile
+
+
+@dataclass
+class Snapshot:
+    """The worker's counters at one moment."""
+
+    counters: dict[str, float] = field(default_factory=dict)
+    lifecycle: dict[str, int] = field(default_factory=dict)
+    alerts: list[dict[str, object]] = field(default_factory=list)
+
+    def count(self, name: str) -> int:
+        return int(self.counters.get(name, 0))
+
+    @property
+    def processed(self) -> int:
+        """Input records handled once: applied, dropped as duplicates or dead-lettered."""
+        return sum(int(v) for k, v in self.counters.items() if k.startswith("in:"))
+
+    @property
+    def by_topic(self) -> dict[str, int]:
+        return {k[3:]: int(v) for k, v in self.counters.items() if k.startswith("in:")}
+
+    @property
+    def dead_letter_reasons(self) -> dict[str, int]:
+        return {k[4:]: int(v) for k, v in self.counters.items() if k.startswith("dlq:")}
+
+    @property
+    def profiles(self) -> int:
+        return sum(self.lifecycle.values())
+
+
+class StatsReader:
+    """Synchronous reads of the keys the worker maintains."""
+
+    def __init__(self, redis_url: str, prefix: str = "sp") -> None:
+        self.r = redis.Redis.from_url(redis_url)
+        self.keys = Keys(prefix)
+
+    def snapshot(self, alerts: int = 5) -> Snapshot:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.stats)
+        pipe.hgetall(self.keys.lifecycle_counts)
+        pipe.lrange(self.keys.recent_alerts, 0, alerts - 1)
+        stats, life, recent = pipe.execute()
+        return Snapshot(
+            counters={k.decode(): float(v) for k, v in stats.items()},
+            lifecycle={k.decode(): int(v) for k, v in life.items() if int(v)},
+            alerts=[orjson.loads(a) for a in recent],
+        )
+
+    def profile(self, customer_id: str) -> Profile | None:
+        return codec.decode(self.r.hgetall(self.keys.profile(customer_id)))
+
+    def close(self) -> None:
+        self.r.close()

@@ -1,0 +1,119 @@
+"""Fixtures that start the real components: a Tansu broker and a redis-server, on free ports.
+
+A broker is started per test that needs one (Tansu keeps topics in memory, so a fresh broker
+is a clean slate in about half a second); one Redis serves the session and is flushed before
+each test. Workers run as real ``streamproc worker`` child processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from streamproc.contracts import Contracts, load_contracts
+from streamproc.runtime.admin import bootstrap, create_topics
+from streamproc.settings import DEFAULT_TOPICS_DIR
+from streamproc.stack import start_broker, start_redis, start_worker, stop_process
+
+FAST_WORKER = {"STREAMPROC_BROKER_SESSION_TIMEOUT_S": "10", "STREAMPROC_BROKER_REBALANCE_TIMEOUT_S": "10",
+               "STREAMPROC_LOG_LEVEL": "info"}
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def contracts() -> Contracts:
+    return load_contracts(DEFAULT_TOPICS_DIR)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    redis.Redis.from_url(redis_server).flushall()
+    return redis_server
+
+
+@pytest.fixture
+def kafka_url(tmp_path: Path, contracts: Contracts) -> Iterator[str]:
+    proc, url = start_broker(tmp_path)
+    asyncio.run(create_topics(url, contracts))
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture
+def worker_env(kafka_url: str, redis_url: str) -> dict[str, str]:
+    return {**os.environ, **FAST_WORKER, "STREAMPROC_KAFKA_URL": kafka_url, "STREAMPROC_REDIS_URL": redis_url}
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a worker and wait until it has joined the group; all are stopped after the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(env: dict[str, str], name: str = "worker") -> subprocess.Popen[bytes]:
+        log = tmp_path / f"{name}.log"
+        start = log.stat().st_size if log.exists() else 0
+        proc = start_worker(env, log)
+        procs.append(proc)
+        wait_for(lambda: proc.poll() is not None or b"Worker]: Ready" in log.read_bytes()[start:],
+                 60, f"{name} to be ready")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        return proc
+
+    yield spawn
+    for p in procs:
+        stop_process(p)
+
+
+async def _consume(kafka_url: str, topic: str, n: int, timeout_s: float) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(out) < n and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            out += [orjson.loads(m.value) for msgs in batches.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return out
+
+
+def consume(kafka_url: str, topic: str, n: int, timeout_s: float = 15.0) -> list[dict[str, Any]]:
+    """Up to ``n`` records of ``topic`` from the beginning (fewer if the timeout passes)."""
+    return asyncio.run(_consume(kafka_url, topic, n, timeout_s))
+
+
+def stats(redis_url: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in redis.Redis.from_url(redis_url).hgetall("sp:stats").items()}
+
+
+def processed(redis_url: str) -> int:
+    return sum(int(v) for k, v in stats(redis_url).items() if k.startswith("in:"))

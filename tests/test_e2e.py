@@ -1,0 +1,147 @@
+"""End to end on the real broker, Redis and a worker process: exact profiles and outputs.
+
+The scenario is published in three phases, each applied before the next, so that the
+population ranks an alert reads are known. Phase 3 moves every partition's watermark to
+1 April with "clock" customers, so every inactivity transition up to then is decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+import redis
+from aiokafka.partitioner import murmur2
+
+from streamproc.contracts import Contracts
+from streamproc.decisions.records import output_id
+from streamproc.runtime.produce import event_records, publish
+from tests.conftest import consume, processed, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def click(eid: str, cid: str, ts: str, action: str = "page_view", session: str = "s1") -> dict[str, Any]:
+    return {"event_id": eid, "type": "clickstream", "customer_id": cid, "ts": ts, "session_id": session,
+            "page": "/", "action": action}
+
+
+def purchase(eid: str, cid: str, ts: str, price: float, qty: int, currency: str) -> dict[str, Any]:
+    return {"event_id": eid, "type": "purchase", "customer_id": cid, "ts": ts, "order_id": f"o-{eid}",
+            "items": [{"sku": "SKU-1", "quantity": qty, "price": price}], "total": price * qty, "currency": currency}
+
+
+def feedback(eid: str, cid: str, ts: str, rating: int) -> dict[str, Any]:
+    return {"event_id": eid, "type": "feedback", "customer_id": cid, "ts": ts, "rating": rating, "channel": "web"}
+
+
+def clock_customers(partitions: int) -> list[str]:
+    """One customer id per partition (Kafka's default murmur2 partitioner)."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        cid = f"K{i}"
+        found.setdefault((murmur2(cid.encode()) & 0x7FFFFFFF) % partitions, cid)
+        if len(found) == partitions:
+            return [found[p] for p in range(partitions)]
+    raise AssertionError("no key found for some partition")
+
+
+PHASE1 = [
+    click("a1", "A", "2026-01-01T10:00:00+00:00"),
+    click("a2", "A", "2026-01-01T10:01:00+00:00", "add_to_cart"),
+    purchase("a3", "A", "2026-01-01T11:05:00+01:00", 50.0, 2, "EUR"),
+    purchase("a4", "A", "2026-01-03T09:00:00Z", 200.0, 1, "USD"),
+    purchase("b1", "B", "2026-01-02T08:00:00+00:00", 10.0, 1, "GBP"),
+    click("c1", "C", "2026-01-01T12:00:00+00:00"),
+]
+PHASE2 = [
+    feedback("a5", "A", "2026-01-05T00:00:00+00:00", 1),
+    feedback("b2", "B", "2026-01-06T00:00:00+00:00", 1),
+    click("c2", "C", "2026-03-01T12:00:00+00:00", session="s2"),
+]
+
+
+def phase3(contracts: Contracts) -> list[dict[str, Any]]:
+    ts = "2026-04-01T00:00:00+00:00"
+    out = []
+    for k in clock_customers(contracts.inputs[0].partitions):
+        out += [click(f"{k}-c", k, ts), purchase(f"{k}-p", k, ts, 0.0, 1, "EUR"), feedback(f"{k}-f", k, ts, 5)]
+    return out
+
+
+def send(kafka_url: str, contracts: Contracts, events: list[dict[str, Any]]) -> None:
+    asyncio.run(publish(kafka_url, event_records(contracts, events)))
+
+
+def seg(cid: str, ts: str, old: str | None, new: str, reason: str, cause: str | None) -> tuple:
+    return (cid, datetime.fromisoformat(ts).isoformat(), "lifecycle", old, new, reason, cause)
+
+
+def expected_segments(clocks: list[str]) -> set[tuple]:
+    return {
+        seg("A", "2026-01-01T10:00:00+00:00", None, "new", "first activity", "a1"),
+        seg("A", "2026-01-03T09:00:00+00:00", "new", "active", "second purchase", "a4"),
+        seg("A", "2026-01-26T00:00:00+00:00", "active", "at_risk", "no activity for 21 days", None),
+        seg("A", "2026-02-19T00:00:00+00:00", "at_risk", "churned", "no activity for 45 days", None),
+        seg("B", "2026-01-02T08:00:00+00:00", None, "new", "first activity", "b1"),
+        seg("B", "2026-01-27T00:00:00+00:00", "new", "at_risk", "no activity for 21 days", None),
+        seg("B", "2026-02-20T00:00:00+00:00", "at_risk", "churned", "no activity for 45 days", None),
+        seg("C", "2026-01-01T12:00:00+00:00", None, "new", "first activity", "c1"),
+        seg("C", "2026-01-22T12:00:00+00:00", "new", "at_risk", "no activity for 21 days", None),
+        seg("C", "2026-02-15T12:00:00+00:00", "at_risk", "churned", "no activity for 45 days", None),
+        seg("C", "2026-03-01T12:00:00+00:00", "churned", "reactivated", "active again after churned", "c2"),
+        seg("C", "2026-03-22T12:00:00+00:00", "reactivated", "at_risk", "no activity for 21 days", None),
+    } | {seg(k, "2026-04-01T00:00:00+00:00", None, "new", "first activity", None) for k in clocks}
+
+
+def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_env, spawn_worker, contracts):
+    env = {**worker_env, "STREAMPROC_MIN_POPULATION": "2", "STREAMPROC_TOP_SPEND_FRACTION": "0.5"}
+    spawn_worker(env)
+    send(kafka_url, contracts, PHASE1)
+    asyncio.run(publish(kafka_url, [("clickstream", b"X", b"{broken json")]))
+    wait_for(lambda: processed(redis_url) == len(PHASE1) + 1, 60, "phase 1")
+    send(kafka_url, contracts, PHASE2)
+    wait_for(lambda: processed(redis_url) == len(PHASE1) + 1 + len(PHASE2), 30, "phase 2")
+    clocks = phase3(contracts)
+    send(kafka_url, contracts, clocks)
+    total = len(PHASE1) + 1 + len(PHASE2) + len(clocks)
+    wait_for(lambda: processed(redis_url) == total, 30, "phase 3")
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert r.hgetall("sp:profile:{A}") == {
+        "customer_id": "A", "first_seen": "2026-01-01T10:00:00+00:00", "last_seen": "2026-01-05T00:00:00+00:00",
+        "events": "5", "sessions": "1", "last_session_id": "s1", "page_views": "1", "searches": "0",
+        "cart_adds": "1", "checkouts": "0", "purchases": "2", "items_bought": "3", "spend": "284.0",
+        "last_purchase": "2026-01-03T09:00:00+00:00", "feedbacks": "1", "ratings": "1", "rating_sum": "1",
+        "last_rating": "1", "stage": "churned", "stage_since": "2026-02-19T00:00:00+00:00",
+        "stage_reason": "no activity for 45 days", "seen": '["a1","a2","a3","a4","a5"]',
+    }
+    assert r.hget("sp:profile:{B}", "spend") == "11.7"
+    assert r.hget("sp:profile:{C}", "stage") == "at_risk"
+
+    segments = consume(kafka_url, "segments", 100, timeout_s=5)
+    got = {(s["customer_id"], s["ts"], s["dimension"], s["old"], s["new"], s["reason"], s["cause_event_id"])
+           for s in segments}
+    clock_ids = {e["customer_id"] for e in clocks}
+    exp = expected_segments(sorted(clock_ids))
+    got_clock_causes = {s["cause_event_id"] for s in segments if s["customer_id"] in clock_ids}
+    got = {g if g[0] not in clock_ids else g[:6] + (None,) for g in got}
+    assert got == exp
+    assert len(segments) == len(exp)
+    assert all(c.startswith(tuple(clock_ids)) for c in got_clock_causes)
+    for s in segments:
+        assert s["event_id"] == output_id("segment", s["customer_id"], "lifecycle", s["new"], s["ts"])
+
+    alerts = consume(kafka_url, "alerts", 10, timeout_s=5)
+    assert sorted((a["customer_id"], a["rule"], a["ts"], a["severity"], a["cause_event_id"]) for a in alerts) == [
+        ("A", "top_customer_at_risk", "2026-01-26T00:00:00+00:00", "warning", None),
+        ("A", "unhappy_top_customer", "2026-01-05T00:00:00+00:00", "critical", "a5"),
+    ]
+
+    dead = consume(kafka_url, "dead-letter", 1, timeout_s=5)
+    assert [(d["reason"], d["source_topic"], d["original"], d["original_encoding"]) for d in dead] == [
+        ("malformed_json", "clickstream", "{broken json", "utf-8")]
+    assert r.hgetall("sp:segments:lifecycle") == {"new": str(len(clock_ids)), "active": "0", "at_risk": "1",
+                                                  "churned": "2", "reactivated": "0"}
