@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -176,6 +177,40 @@ def profile(customer_id: str, as_json: bool) -> None:
         return
     for k, v in doc.items():
         click.echo(f"{k:>16}  {v.isoformat() if hasattr(v, 'isoformat') else v}")
+
+
+@cli.command()
+@click.option("--events", default=50000, show_default=True, help="Backlog size for the throughput runs.")
+@click.option("--latency-events", default=2000, show_default=True, help="Events timed for latency.")
+@click.option("--latency-rate", default=1000.0, show_default=True, help="Events/s while timing latency.")
+@click.option("--seed", default=11, show_default=True, help="Generator seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
+def bench(events: int, latency_events: int, latency_rate: float, seed: int, as_json: bool) -> None:
+    """Measure end-to-end events/s of the worker and p50/p99 latency from an event's
+    publication to its output, and in the same run the rate of a Faust agent that does
+    nothing, on the same broker. Starts its own broker and Redis unless configured.
+    """
+    import orjson
+
+    from streamproc.bench import BenchOptions, run_bench
+
+    say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    result = run_bench(get_settings(), BenchOptions(events, latency_events, latency_rate, seed), say)
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    for k, v in result.items():
+        click.echo(f"{k:>20}  {v}")
+
+
+@cli.command("bench-noop", hidden=True)
+@click.option("--target", type=int, required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def bench_noop(target: int, out: Path) -> None:
+    """The do-nothing Faust worker that 'bench' compares against."""
+    from streamproc.runtime.noop import run_noop
+
+    run_noop(get_settings(), target, out)
 
 
 def main() -> None:

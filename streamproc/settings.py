@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     at_risk_days: float = Field(21.0, gt=0, description="Days of event-time inactivity after which a customer is at-risk.")
     churn_days: float = Field(45.0, gt=0, description="Days of event-time inactivity after which a customer is churned.")
     low_rating_max: int = Field(2, ge=1, le=5, description="Ratings at or below this are 'low' for alerts.")
+    low_nps_max: int = Field(4, ge=0, le=10, description="NPS answers at or below this are 'low' for alerts.")
     top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")
     min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
     dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")

@@ -26,6 +26,7 @@ class Rules:
             at_risk_after=timedelta(days=s.at_risk_days),
             churned_after=timedelta(days=s.churn_days),
             low_rating_max=s.low_rating_max,
+            low_nps_max=s.low_nps_max,
             dedupe_window=s.dedupe_window,
         )
 

@@ -7,7 +7,8 @@ and a message saying what is wrong. Reason codes:
 ``malformed_json``   the bytes are not a JSON document
 ``schema_violation`` the document breaks the topic's JSON Schema (the message has the path)
 ``unknown_event_type`` ``type`` is missing or is not the type this topic carries
-``bad_timestamp``    ``ts`` cannot be read as an ISO-8601 time with a zone
+``bad_timestamp``    ``ts`` passes the schema's date-time format but is not a real time
+                     (a leap second, for one)
 ``unknown_currency`` the currency has no rate in ``STREAMPROC_FX_RATES``
 ==================== =====================================================================
 """
@@ -50,9 +51,9 @@ class _Reject(Exception):
 
 
 def parse_ts(value: str) -> datetime:
-    """ISO-8601 with a zone to an aware UTC datetime."""
+    """ISO-8601 / RFC 3339 with a zone (``t`` and ``z`` in either case) to an aware UTC datetime."""
     try:
-        ts = datetime.fromisoformat(value)
+        ts = datetime.fromisoformat(value.upper())
     except ValueError as exc:
         raise _Reject("bad_timestamp", f"ts {value!r} is not ISO-8601: {exc}") from exc
     if ts.tzinfo is None:

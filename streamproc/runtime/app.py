@@ -21,5 +21,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=False,
+        topic_disable_leader=True,
         producer_acks=-1,
     )

@@ -1,0 +1,152 @@
+"""``streamproc bench``: end-to-end throughput and latency of the worker, against the rate of
+a do-nothing Faust agent on the same broker, in one run.
+
+1. A backlog of generated events is published to the input topics.
+2. The do-nothing agent consumes it: ``noop_events_per_s`` (first to last record).
+3. The worker consumes it: ``events_per_s`` (start of first batch to end of last, from Redis).
+4. With the worker caught up, events of new customers are published at a steady rate; each
+   yields a lifecycle change on ``segments``, and the time from an event's publication to
+   its output record's timestamp gives ``p50_ms`` and ``p99_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from streamproc.contracts import Contracts, load_contracts
+from streamproc.demo import customers_for
+from streamproc.dev import prepare
+from streamproc.errors import StackError
+from streamproc.generate import GeneratorConfig, generate
+from streamproc.runtime.admin import bootstrap
+from streamproc.runtime.produce import Record, event_records, publish
+from streamproc.runtime.stats import StatsReader
+from streamproc.settings import Settings
+from streamproc.stack import Stack, free_port, spawn, start_worker, stop_process
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    events: int = 50000
+    latency_events: int = 2000
+    latency_rate: float = 1000.0
+    seed: int = 11
+    timeout_s: float = 600.0
+
+
+def backlog(opts: BenchOptions) -> list[dict[str, Any]]:
+    days = 120
+    cfg = GeneratorConfig(customers=customers_for(opts.events, days, opts.seed), days=days, seed=opts.seed)
+    events = []
+    for e in generate(cfg):
+        events.append(e)
+        if len(events) == opts.events:
+            break
+    return events
+
+
+def _wait(check: Callable[[], bool], procs: list[Any], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if any(p.poll() is not None for p in procs):
+            raise StackError(f"a process exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise StackError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def noop_rate(stack: Stack, n: int, opts: BenchOptions) -> float:
+    out = stack.workdir / "noop.json"
+    env = {**stack.env(), "STREAMPROC_WEB_PORT": str(free_port())}
+    proc = spawn([sys.executable, "-m", "streamproc", "bench-noop", "--target", str(n), "--out", str(out)],
+                 stack.workdir / "noop.log", env)
+    try:
+        _wait(out.exists, [proc], opts.timeout_s, "the do-nothing agent")
+    finally:
+        stop_process(proc)
+    r = orjson.loads(out.read_bytes())
+    return r["events"] / max(r["last_at"] - r["first_at"], 1e-9)
+
+
+def worker_rate(stack: Stack, worker: Any, n: int, opts: BenchOptions) -> float:
+    reader = StatsReader(stack.redis_url)
+    _wait(lambda: reader.snapshot(0).processed >= n, [worker], opts.timeout_s, "the worker")
+    c = reader.snapshot(0).counters
+    return n / max(c["last_at"] - c["first_at"], 1e-9)
+
+
+def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts) -> Iterator[Record]:
+    """Single clicks of brand-new customers, stamped with their publication time."""
+    ts = "2026-12-31T00:00:00+00:00"
+    for i in range(n):
+        e = {"event_id": f"lat-{i}", "type": "clickstream", "customer_id": f"LAT{i:06d}", "ts": ts,
+             "session_id": f"lat-{i}", "page": "/", "action": "page_view"}
+        sent_at[e["event_id"]] = time.time()
+        yield from event_records(contracts, [e])
+
+
+async def _collect(kafka_url: str, topic: str, ids: dict[str, float], timeout_s: float) -> list[float]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    lat: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(lat) < len(ids) and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                for m in msgs:
+                    cause = orjson.loads(m.value).get("cause_event_id")
+                    if cause in ids:
+                        lat[cause] = m.timestamp / 1000 - ids[cause]
+    finally:
+        await consumer.stop()
+    return sorted(lat.values())
+
+
+def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions) -> list[float]:
+    sent_at: dict[str, float] = {}
+    records = latency_events(opts.latency_events, sent_at, contracts)
+    asyncio.run(publish(stack.kafka_url, records, rate=opts.latency_rate, chunk=100))
+    lat = asyncio.run(_collect(stack.kafka_url, contracts.one("segments").name, sent_at, 60))
+    if len(lat) < opts.latency_events:
+        raise StackError(f"only {len(lat)} of {opts.latency_events} latency events reached the segments topic")
+    return lat
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 2)
+
+
+def run_bench(settings: Settings, opts: BenchOptions, say: Callable[[str], None]) -> dict[str, Any]:
+    contracts = load_contracts(settings.topics_dir)
+    workdir = Path(tempfile.mkdtemp(prefix="streamproc-bench-"))
+    events = backlog(opts)
+    with prepare(settings, workdir) as stack:
+        say(f"publishing a backlog of {len(events):,} events")
+        asyncio.run(publish(stack.kafka_url, event_records(contracts, events)))
+        say("measuring the do-nothing Faust agent")
+        noop = noop_rate(stack, len(events), opts)
+        say(f"  {noop:,.0f} events/s; measuring the worker")
+        worker = start_worker(stack.env(), workdir / "worker.log")
+        try:
+            rate = worker_rate(stack, worker, len(events), opts)
+            say(f"  {rate:,.0f} events/s; measuring latency at {opts.latency_rate:,.0f} events/s")
+            lat = latencies(stack, contracts, opts)
+        finally:
+            stop_process(worker)
+    return {
+        "events": len(events), "events_per_s": round(rate, 1), "noop_events_per_s": round(noop, 1),
+        "ratio": round(rate / noop, 3), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+        "latency_events": len(lat), "latency_rate": opts.latency_rate, "batch_size": settings.batch_size,
+    }

@@ -1,0 +1,84 @@
+"""The commands a newcomer runs first: ``dev`` stops everything on Ctrl-C; ``demo`` streams,
+summarises and leaves nothing running; ``bench`` reports its five figures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+STACK = ("tansu", "redis-server", "streamproc worker", "streamproc bench-noop")
+
+
+def stack_processes() -> dict[int, str]:
+    """pid -> command line of every broker, redis-server and worker on this machine."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (d / "stat").read_text().split()[2]
+            except OSError:
+                continue
+            if state != "Z" and any(s in cmd for s in STACK):
+                out[int(d.name)] = cmd
+    return out
+
+
+def streamproc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streamproc", *args]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
+
+
+def test_dev_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    before = set(stack_processes())
+    log = tmp_path / "dev.log"
+    with open(log, "wb") as out:
+        dev = subprocess.Popen(streamproc("dev"), stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+    try:
+        wait_for(lambda: b"Worker]: Ready" in log.read_bytes(), 90, "the dev worker")
+        started = set(stack_processes()) - before
+        assert len(started) == 3, started  # broker, redis, worker
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(60) == 0, log.read_text()[-2000:]
+    finally:
+        dev.kill()
+    time.sleep(0.5)
+    assert set(stack_processes()) & started == set()
+
+
+def test_demo_summarises_and_leaves_nothing_running() -> None:
+    before = set(stack_processes())
+    run = subprocess.run(streamproc("demo", "--events", "4000", "--json"), capture_output=True, env=clean_env(),
+                         timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    summary = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
+    assert summary["events"] == 4000
+    assert summary["profiles"] > 0 and summary["segment_changes"] > 0
+    assert {"alerts", "dead_lettered", "seconds"} <= summary.keys()
+    sample = summary["sample_profile"]
+    assert sample["events"] >= 1 and sample["stage"]
+    time.sleep(0.5)
+    assert set(stack_processes()) - before == set()
+
+
+def test_bench_prints_its_figures() -> None:
+    run = subprocess.run(streamproc("bench", "--events", "3000", "--latency-events", "200", "--json"),
+                         capture_output=True, env=clean_env(), timeout=400)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    result = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
+    assert {"events_per_s", "noop_events_per_s", "ratio", "p50_ms", "p99_ms"} <= result.keys()
+    assert result["events"] == 3000 and result["latency_events"] == 200
+    assert result["ratio"] == pytest.approx(result["events_per_s"] / result["noop_events_per_s"], rel=0.01)

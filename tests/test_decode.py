@@ -1,0 +1,87 @@
+"""The decoder: valid records become typed events; every kind of bad record a reasoned rejection."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamproc.contracts import Contracts
+from streamproc.ingest import Click, Decoder, Feedback, Purchase, Rejection, Source
+
+SRC = Source("t", 0, 7)
+FX = {"EUR": 1.0, "USD": 0.9, "GBP": 1.2}
+
+
+@pytest.fixture(scope="module")
+def decoder(contracts: Contracts) -> Decoder:
+    return Decoder(contracts.validators, FX, "EUR")
+
+
+def purchase(**over: object) -> bytes:
+    doc = {"event_id": "e1", "type": "purchase", "customer_id": " C1 ", "ts": "2026-03-01T12:00:00+02:00",
+           "order_id": "o1", "items": [{"sku": "A", "quantity": 2, "price": 5.0}], "total": 10.0, "currency": "USD"}
+    return orjson.dumps({**doc, **over})
+
+
+def test_purchase_is_typed_in_utc_and_base_currency(decoder: Decoder) -> None:
+    e = decoder.decode(purchase(), SRC, "purchase")
+    assert isinstance(e, Purchase)
+    assert e.customer_id == "C1"
+    assert e.ts == datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    assert (e.total, e.items[0].price, e.currency) == (9.0, 4.5, "USD")
+
+
+def test_click_and_feedback(decoder: Decoder) -> None:
+    c = decoder.decode(orjson.dumps({"event_id": "c", "type": "clickstream", "customer_id": "C", "ts": "2026-01-01T00:00:00Z",
+                                     "session_id": "s", "page": "/p", "action": "add_to_cart", "price": 2.0,
+                                     "currency": "GBP", "quantity": 1, "sku": "X"}), SRC, "clickstream")
+    assert isinstance(c, Click) and c.price == 2.4 and c.action == "add_to_cart"
+    f = decoder.decode(orjson.dumps({"event_id": "f", "type": "feedback", "customer_id": "C",
+                                     "ts": "2026-01-01T00:00:00+00:00", "nps": 3, "channel": "app"}), SRC, "feedback")
+    assert isinstance(f, Feedback) and (f.rating, f.nps) == (None, 3)
+
+
+@pytest.mark.parametrize("raw, reason, fragment", [
+    (b"{not json", "malformed_json", "not JSON"),
+    (b"[1, 2]", "schema_violation", "JSON object"),
+    (purchase(type="feedback"), "unknown_event_type", "'feedback'"),
+    (purchase(total=-1), "schema_violation", "data.total"),
+    (purchase(items=[{"sku": "A", "quantity": 0, "price": 1}]), "schema_violation", "data.items[0].quantity"),
+    (purchase(ts="yesterday"), "schema_violation", "data.ts"),
+    (purchase(ts="2026-03-01T12:00:00"), "schema_violation", "data.ts"),
+    (purchase(ts="2026-06-30T23:59:60Z"), "bad_timestamp", "second must be in 0..59"),
+    (purchase(currency="JPY"), "unknown_currency", "JPY"),
+])
+def test_rejections_carry_reason_and_message(decoder: Decoder, raw: bytes, reason: str, fragment: str) -> None:
+    r = decoder.decode(raw, SRC, "purchase")
+    assert isinstance(r, Rejection)
+    assert (r.reason, r.source, r.raw) == (reason, SRC, raw)
+    assert fragment in r.message
+
+
+def test_lower_case_rfc3339_separators_are_read(decoder: Decoder) -> None:
+    e = decoder.decode(purchase(ts="2026-03-01t12:00:00z"), SRC, "purchase")
+    assert isinstance(e, Purchase) and e.ts == datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+
+
+def test_feedback_needs_a_rating_or_nps(decoder: Decoder) -> None:
+    doc = {"event_id": "f", "type": "feedback", "customer_id": "C", "ts": "2026-01-01T00:00:00Z", "channel": "web"}
+    r = decoder.decode(orjson.dumps(doc), SRC, "feedback")
+    assert isinstance(r, Rejection) and r.reason == "schema_violation"
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=300), st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(
+    st.sampled_from(["event_id", "type", "customer_id", "ts", "items", "total", "currency", "order_id"]),
+    st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20),
+              st.lists(st.dictionaries(st.text(max_size=5), st.integers()), max_size=2)))),
+    st.none()))
+def test_arbitrary_bytes_never_raise(decoder: Decoder, raw: bytes | None) -> None:
+    for kind in ("clickstream", "purchase", "feedback"):
+        out = decoder.decode(raw, SRC, kind)
+        assert isinstance(out, (Click, Purchase, Feedback, Rejection))

@@ -1,0 +1,149 @@
+"""The pure event path: profile updates, lifecycle in event time, alerts, dedupe, sweep."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from streamproc.decisions.records import Alert, SegmentChange
+from streamproc.decisions.rules import Population, Rules
+from streamproc.eventtime import advance, watermarks
+from streamproc.ingest import Click, Feedback, Item, Purchase
+from streamproc.pipeline import apply_batch, step, sweep
+from streamproc.state import codec
+from streamproc.state.profile import Profile
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+RULES = Rules()
+NOBODY = Population(None)
+
+
+def at(days: float) -> datetime:
+    return T0 + timedelta(days=days)
+
+
+def click(eid: str, days: float, session: str = "s1", action: str = "page_view") -> Click:
+    return Click(eid, "C", at(days), session, "/", action)
+
+
+def buy(eid: str, days: float, total: float = 10.0) -> Purchase:
+    return Purchase(eid, "C", at(days), f"o{eid}", (Item("A", 2, total / 2),), total, "EUR")
+
+
+def rate(eid: str, days: float, rating: int | None = None, nps: int | None = None) -> Feedback:
+    return Feedback(eid, "C", at(days), "web", rating, nps)
+
+
+def run(events, pop: Population = NOBODY, profile: Profile | None = None):  # noqa: ANN001, ANN201
+    res = apply_batch(events, {"C": profile}, pop, RULES)
+    return res.profiles.get("C", profile), res
+
+
+def changes(res) -> list[tuple]:  # noqa: ANN001
+    return [(o.old, o.new, (o.ts - T0) / timedelta(days=1), o.reason)
+            for o in res.outputs if isinstance(o, SegmentChange)]
+
+
+def test_counts_spend_and_times() -> None:
+    p, _ = run([click("a", 0), click("b", 0.01, action="add_to_cart"), click("c", 1, session="s2"),
+                buy("d", 1, 30.0), rate("e", 2, rating=4, nps=9)])
+    assert (p.events, p.sessions, p.page_views, p.cart_adds, p.purchases, p.items_bought, p.spend) == (5, 2, 2, 1, 1, 2, 30.0)
+    assert (p.first_seen, p.last_seen, p.last_purchase, p.last_rating, p.last_nps) == (at(0), at(2), at(1), 4, 9)
+    assert p.mean_rating == 4.0
+
+
+def test_new_then_active_on_second_purchase() -> None:
+    _, res = run([click("a", 0), buy("b", 1), buy("c", 3)])
+    assert changes(res) == [(None, "new", 0, "first activity"), ("new", "active", 3, "second purchase")]
+
+
+def test_new_then_active_once_older_than_new_period() -> None:
+    _, res = run([click("a", 0), click("b", 13), click("c", 14)])
+    assert changes(res)[1:] == [("new", "active", 14, "still active 14 days after first activity")]
+
+
+def test_inactivity_is_timed_from_last_activity_and_comeback_is_reactivation() -> None:
+    p, res = run([click("a", 0), click("b", 10), click("c", 70), buy("d", 71)])
+    assert changes(res) == [
+        (None, "new", 0, "first activity"),
+        ("new", "at_risk", 31, "no activity for 21 days"),
+        ("at_risk", "churned", 55, "no activity for 45 days"),
+        ("churned", "reactivated", 70, "active again after churned"),
+        ("reactivated", "active", 71, "purchase after reactivation"),
+    ]
+    assert (p.stage, p.stage_since) == ("active", at(71))
+
+
+def test_late_event_from_before_dormancy_is_counted_but_is_no_comeback() -> None:
+    p, _ = run([click("a", 0)])
+    p = sweep({"C": p}, {"C": at(25)}, NOBODY, RULES).profiles["C"]
+    assert (p.stage, p.stage_since) == ("at_risk", at(21))
+    p2, res2 = run([click("late", 5)], profile=p)
+    assert changes(res2) == []
+    assert (p2.stage, p2.events, p2.last_seen) == ("at_risk", 2, at(5))
+
+
+def test_resent_event_is_dropped_by_id() -> None:
+    p, res = run([click("a", 0), buy("b", 1), buy("b", 1)])
+    assert (res.duplicates, p.purchases, p.events) == (1, 1, 2)
+    p2, res2 = run([buy("b", 1)], profile=p)
+    assert (res2.duplicates, p2) == (1, p)
+
+
+def test_batch_is_applied_in_event_time_order() -> None:
+    _, res = run([buy("b", 1), click("a", 0)])
+    assert changes(res)[0] == (None, "new", 0, "first activity")
+
+
+def test_unhappy_top_customer_alert_needs_low_score_and_top_spend() -> None:
+    top = Population(top_spend=100.0)
+    _, res = run([buy("a", 0, 150.0), rate("b", 1, rating=2), rate("c", 2, rating=3), rate("d", 3, nps=4)], top)
+    alerts = [o for o in res.outputs if isinstance(o, Alert)]
+    assert [(a.rule, a.cause_event_id, a.severity) for a in alerts] == [
+        ("unhappy_top_customer", "b", "critical"), ("unhappy_top_customer", "d", "critical")]
+    _, res = run([buy("a", 0, 50.0), rate("b", 1, rating=1)], top)
+    assert not [o for o in res.outputs if isinstance(o, Alert)]
+    _, res = run([buy("a", 0, 500.0), rate("b", 1, rating=1)], NOBODY)
+    assert not [o for o in res.outputs if isinstance(o, Alert)]
+
+
+def test_sweep_moves_silent_customers_and_alerts_on_top_customers() -> None:
+    p, _ = run([buy("a", 0, 200.0)])
+    res = sweep({"C": p}, {"C": at(50)}, Population(100.0), RULES)
+    assert [(o.new, o.ts) for o in res.outputs if isinstance(o, SegmentChange)] == [("at_risk", at(21)), ("churned", at(45))]
+    assert [(a.rule, a.ts) for a in res.outputs if isinstance(a, Alert)] == [("top_customer_at_risk", at(21))]
+    assert res.profiles["C"].stage == "churned"
+    assert sweep({"C": p}, {"C": at(20)}, NOBODY, RULES).outputs == []
+
+
+def test_sweep_and_lazy_path_emit_identical_outputs() -> None:
+    p, _ = run([click("a", 0)])
+    swept = sweep({"C": p}, {"C": at(30)}, NOBODY, RULES).outputs
+    _, out, _ = step(p, click("b", 30), NOBODY, RULES)
+    assert [o.to_dict() for o in swept] == [o.to_dict() for o in out[:1]]
+
+
+def test_failing_event_is_returned_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamproc.pipeline as pl
+
+    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("bad state")
+
+    monkeypatch.setattr(pl.alerts, "on_event", boom)
+    p, res = run([click("a", 0)])
+    assert p is None and [(e.event_id, why) for e, why in res.failed] == [("a", "ValueError: bad state")]
+
+
+def test_profile_codec_round_trip() -> None:
+    p, _ = run([click("a", 0), buy("b", 1), rate("c", 2, rating=5)])
+    h = {k.encode(): v.encode() if isinstance(v, str) else v for k, v in codec.encode(p).items()}
+    assert codec.decode(h) == p
+    assert codec.decode({}) is None
+
+
+def test_watermark_is_slowest_input_less_lateness() -> None:
+    high = advance({}, [("clicks", 0, 100.0), ("buys", 0, 40.0), ("clicks", 1, 70.0), ("clicks", 0, 90.0)])
+    assert high == {"clicks:0": 100.0, "buys:0": 40.0, "clicks:1": 70.0}
+    assert watermarks(high, ["clicks", "buys"], 10) == {0: 30.0, 1: 60.0}
+    assert watermarks({"other:0": 5.0}, ["clicks"], 0) == {}
