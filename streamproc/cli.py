@@ -85,8 +85,11 @@ def topics_list() -> None:
 @click.option("--seed", default=7, show_default=True, help="Generator seed (same seed, same events).")
 @click.option("--customers", type=int, default=None, help="Simulated customers [default: enough for --events].")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True, help="Give up after this many seconds.")
+@click.option("--dirty", is_flag=True,
+              help="Inject resent duplicates, malformed and invalid records, and correctable values.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
-def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, as_json: bool) -> None:
+def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, dirty: bool,
+         as_json: bool) -> None:
     """Start the dev stack and a worker, stream generated events through them and show
     events/s per topic, customers, lifecycle segments and the latest alerts, live.
 
@@ -98,7 +101,7 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     from streamproc.demo import DemoOptions, run_demo
 
     console = Console(stderr=as_json)
-    result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s), console)
+    result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s, dirty), console)
     if as_json:
         click.echo(orjson.dumps(result).decode())
     else:
@@ -156,9 +159,21 @@ def _publish_events(events: "Iterable[dict]") -> None:  # noqa: F821
 
 @cli.command()
 @click.argument("customer_id")
+def key(customer_id: str) -> None:
+    """Print the pseudonymised key of CUSTOMER_ID, as stored in Redis and on output topics.
+
+    Uses STREAMPROC_PII_SECRET and STREAMPROC_PII_KEY_VERSION; a CRM holding the same secret
+    computes the same key.
+    """
+    click.echo(get_settings().pseudonymiser().customer(customer_id))
+
+
+@cli.command()
+@click.argument("customer_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored profile as JSON.")
 def profile(customer_id: str, as_json: bool) -> None:
-    """Show the live profile of CUSTOMER_ID from Redis (needs STREAMPROC_REDIS_URL)."""
+    """Show the live profile of CUSTOMER_ID (a raw id or its key) from Redis
+    (needs STREAMPROC_REDIS_URL)."""
     from dataclasses import asdict
 
     import orjson
@@ -168,7 +183,7 @@ def profile(customer_id: str, as_json: bool) -> None:
     s = get_settings()
     if not s.redis_url:
         raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
-    p = StatsReader(s.redis_url, s.key_prefix).profile(customer_id)
+    p = StatsReader(s.redis_url, s.key_prefix).profile(s.pseudonymiser().customer(customer_id))
     if p is None:
         raise click.ClickException(f"no profile for {customer_id!r} in {s.redis_url}")
     doc = asdict(p)

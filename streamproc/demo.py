@@ -16,15 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from streamproc.contracts import load_contracts
+from streamproc.contracts import Contracts, load_contracts
 from streamproc.dev import prepare
 from streamproc.errors import StackError
+from streamproc.dirty import dirty
 from streamproc.generate import GeneratorConfig, generate
-from streamproc.runtime.produce import event_records, publish
+from streamproc.runtime.produce import Record, publish, raw_records
 from streamproc.runtime.stats import Snapshot, StatsReader
 from streamproc.settings import Settings
 from streamproc.stack import Stack, start_worker, stop_process
@@ -37,6 +39,7 @@ class DemoOptions:
     seed: int = 7
     customers: int | None = None
     timeout_s: float = 600.0
+    dirty: bool = False
 
 
 def customers_for(events: int, days: int, seed: int) -> int:
@@ -46,10 +49,13 @@ def customers_for(events: int, days: int, seed: int) -> int:
     return max(10, math.ceil(events * sample / max(n, 1) * 1.05))
 
 
-def demo_events(opts: DemoOptions) -> list[dict[str, Any]]:
+def demo_records(opts: DemoOptions, contracts: Contracts) -> tuple[list[Record], str]:
+    """``opts.events`` input records (dirtied with ``--dirty``) and one customer id among them."""
     customers = opts.customers or customers_for(opts.events, opts.days, opts.seed)
-    cfg = GeneratorConfig(customers=customers, days=opts.days, seed=opts.seed)
-    return list(itertools.islice(generate(cfg), opts.events))
+    events = generate(GeneratorConfig(customers=customers, days=opts.days, seed=opts.seed))
+    pairs = dirty(events, opts.seed) if opts.dirty else ((e, orjson.dumps(e)) for e in events)
+    chosen = list(itertools.islice(pairs, opts.events))
+    return list(raw_records(contracts, chosen)), chosen[-1][0]["customer_id"]
 
 
 class Publisher(threading.Thread):
@@ -87,7 +93,7 @@ def view(snap: Snapshot, prev: Snapshot, dt: float, sent: int, total: int) -> Gr
     for col in ("event time", "customer", "rule", "message"):
         alerts.add_column(col)
     for a in snap.alerts:
-        alerts.add_row(str(a["ts"])[:16], str(a["customer_id"]), str(a["rule"]), str(a["message"]))
+        alerts.add_row(str(a["ts"])[:16], str(a["customer_id"])[:12] + "…", str(a["rule"]), str(a["message"]))
     return Group(topics, segs, alerts)
 
 
@@ -96,7 +102,7 @@ def summary(snap: Snapshot, seconds: float, sample: dict[str, Any] | None) -> di
         "events": snap.processed, "profiles": snap.profiles,
         "segment_changes": snap.count("segment_changes"), "alerts": snap.count("alerts"),
         "dead_lettered": snap.count("dead_lettered"), "dead_letter_reasons": snap.dead_letter_reasons,
-        "duplicates": snap.count("duplicates"), "by_topic": snap.by_topic, "lifecycle": snap.lifecycle,
+        "duplicates": snap.count("duplicates"), "corrections": snap.by_prefix("fix"), "late": snap.by_prefix("late"), "by_topic": snap.by_topic, "lifecycle": snap.lifecycle,
         "seconds": round(seconds, 2), "sample_profile": sample,
     }
 
@@ -121,16 +127,15 @@ def watch(stack: Stack, worker: Any, pub: Publisher, total: int, opts: DemoOptio
             prev, t_prev = snap, now
 
 
-def sample_profile(stack: Stack, events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The stored profile of the customer of the last event, read back from Redis."""
-    p = StatsReader(stack.redis_url).profile(events[-1]["customer_id"])
+def sample_profile(stack: Stack, settings: Settings, raw_id: str) -> dict[str, Any] | None:
+    """The stored profile of the customer ``raw_id``, read back from Redis under its key."""
+    p = StatsReader(stack.redis_url, settings.key_prefix).profile(settings.pseudonymiser().customer(raw_id))
     return None if p is None else {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                                    for k, v in asdict(p).items() if k != "seen"}
 
 
 def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[str, Any]:
-    events = demo_events(opts)
-    records = list(event_records(load_contracts(settings.topics_dir), events))
+    records, sample_id = demo_records(opts, load_contracts(settings.topics_dir))
     workdir = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
     started = time.monotonic()
     with prepare(settings, workdir) as stack:
@@ -139,6 +144,6 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[st
             pub = Publisher(stack.kafka_url, records)
             pub.start()
             snap = watch(stack, worker, pub, len(records), opts, console)
-            return summary(snap, time.monotonic() - started, sample_profile(stack, events))
+            return summary(snap, time.monotonic() - started, sample_profile(stack, settings, sample_id))
         finally:
             stop_process(worker)

@@ -40,3 +40,15 @@ def watermarks(high: Mapping[str, float], inputs: Iterable[str], lateness_s: flo
             p = int(part)
             lowest[p] = min(lowest.get(p, ts), ts)
     return {p: ts - lateness_s for p, ts in lowest.items()}
+
+
+def is_late(high: Mapping[str, float], topic: str, partition: int, ts: float, lateness_s: float) -> bool:
+    """True when ``ts`` is older than its topic-partition's high mark by more than the lateness.
+
+    Judged against the records before it on the same topic-partition (in offset order), so
+    the verdict does not depend on how records were batched or on other topics.
+
+    >>> is_late({"clicks:0": 1000.0}, "clicks", 0, 600.0, 300), is_late({"clicks:0": 1000.0}, "clicks", 0, 800.0, 300)
+    (True, False)
+    """
+    return ts < high.get(tp_key(topic, partition), float("-inf")) - lateness_s

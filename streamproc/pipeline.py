@@ -12,7 +12,6 @@ Nothing here touches Kafka, Redis or the clock.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,8 +31,8 @@ class BatchResult:
 
     profiles: dict[str, Profile] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
-    applied: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
+    applied: int = 0
+    duplicates: list[InputEvent] = field(default_factory=list)
     failed: list[tuple[InputEvent, str]] = field(default_factory=list)
 
 
@@ -92,11 +91,11 @@ def apply_batch(
             result.failed.append((event, f"{type(exc).__name__}: {exc}"))
             continue
         if dup:
-            result.duplicates += 1
+            result.duplicates.append(event)
             continue
         current[event.customer_id] = result.profiles[event.customer_id] = p
         result.outputs += out
-        result.applied[type(event).__name__.lower()] += 1
+        result.applied += 1
     return result
 
 

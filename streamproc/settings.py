@@ -7,12 +7,16 @@ then start a broker and a Redis of their own, while ``streamproc worker`` refuse
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamproc.ingest.pseudonym import Pseudonymiser
+
+DEV_SECRET = "streamproc-development-secret"
 DEFAULT_TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
 
 
@@ -40,6 +44,14 @@ class Settings(BaseSettings):
         default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
         description="Units of base currency per unit of each accepted currency (JSON object).",
     )
+    max_clock_skew_s: float = Field(3600.0, ge=0, description="Event times further ahead of the clock are rejected.")
+    min_event_time: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=timezone.utc), description="Event times before this are rejected (ISO-8601)."
+    )
+    pii_secret: SecretStr = Field(
+        SecretStr(DEV_SECRET), description="HMAC secret for pseudonymised ids and personal data; set your own."
+    )
+    pii_key_version: int = Field(1, ge=1, description="Version written into every key (k<version>_...); bump on rotation.")
     allowed_lateness_s: float = Field(
         300.0, ge=0, description="Event-time lateness tolerated before inactivity is decided (watermark delay)."
     )
@@ -51,6 +63,10 @@ class Settings(BaseSettings):
     top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")
     min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
     dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")
+
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        return Pseudonymiser(self.pii_secret.get_secret_value().encode(), self.pii_key_version)
 
 
 @lru_cache(maxsize=1)

@@ -11,15 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamproc.contracts import Contracts
-from streamproc.ingest import Click, Decoder, Feedback, Purchase, Rejection, Source
+from streamproc.ingest import Click, Decoded, Decoder, Feedback, Purchase, Rejection, Source, TimeBounds
+from streamproc.ingest.pseudonym import Pseudonymiser
 
 SRC = Source("t", 0, 7)
 FX = {"EUR": 1.0, "USD": 0.9, "GBP": 1.2}
+KEYS = Pseudonymiser(b"test-secret")
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+BOUNDS = TimeBounds(datetime(2000, 1, 1, tzinfo=timezone.utc), 3600)
 
 
 @pytest.fixture(scope="module")
 def decoder(contracts: Contracts) -> Decoder:
-    return Decoder(contracts.validators, FX, "EUR")
+    return Decoder(contracts.validators, FX, "EUR", KEYS, BOUNDS)
+
+
+def decode(decoder: Decoder, raw: bytes | None, kind: str):  # noqa: ANN201
+    out = decoder.decode(raw, SRC, kind, NOW)
+    return out.event if isinstance(out, Decoded) else out
 
 
 def purchase(**over: object) -> bytes:
@@ -29,20 +38,20 @@ def purchase(**over: object) -> bytes:
 
 
 def test_purchase_is_typed_in_utc_and_base_currency(decoder: Decoder) -> None:
-    e = decoder.decode(purchase(), SRC, "purchase")
+    e = decode(decoder, purchase(), "purchase")
     assert isinstance(e, Purchase)
-    assert e.customer_id == "C1"
+    assert e.customer_id == KEYS.customer("C1") and e.event_id == KEYS.key("event", "e1")
     assert e.ts == datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
     assert (e.total, e.items[0].price, e.currency) == (9.0, 4.5, "USD")
 
 
 def test_click_and_feedback(decoder: Decoder) -> None:
-    c = decoder.decode(orjson.dumps({"event_id": "c", "type": "clickstream", "customer_id": "C", "ts": "2026-01-01T00:00:00Z",
+    c = decode(decoder, orjson.dumps({"event_id": "c", "type": "clickstream", "customer_id": "C", "ts": "2026-01-01T00:00:00Z",
                                      "session_id": "s", "page": "/p", "action": "add_to_cart", "price": 2.0,
-                                     "currency": "GBP", "quantity": 1, "sku": "X"}), SRC, "clickstream")
+                                     "currency": "GBP", "quantity": 1, "sku": "X"}), "clickstream")
     assert isinstance(c, Click) and c.price == 2.4 and c.action == "add_to_cart"
-    f = decoder.decode(orjson.dumps({"event_id": "f", "type": "feedback", "customer_id": "C",
-                                     "ts": "2026-01-01T00:00:00+00:00", "nps": 3, "channel": "app"}), SRC, "feedback")
+    f = decode(decoder, orjson.dumps({"event_id": "f", "type": "feedback", "customer_id": "C",
+                                     "ts": "2026-01-01T00:00:00+00:00", "nps": 3, "channel": "app"}), "feedback")
     assert isinstance(f, Feedback) and (f.rating, f.nps) == (None, 3)
 
 
@@ -50,28 +59,31 @@ def test_click_and_feedback(decoder: Decoder) -> None:
     (b"{not json", "malformed_json", "not JSON"),
     (b"[1, 2]", "schema_violation", "JSON object"),
     (purchase(type="feedback"), "unknown_event_type", "'feedback'"),
-    (purchase(total=-1), "schema_violation", "data.total"),
-    (purchase(items=[{"sku": "A", "quantity": 0, "price": 1}]), "schema_violation", "data.items[0].quantity"),
-    (purchase(ts="yesterday"), "schema_violation", "data.ts"),
-    (purchase(ts="2026-03-01T12:00:00"), "schema_violation", "data.ts"),
+    (purchase(total=-1), "out_of_range", "data.total"),
+    (purchase(items=[{"sku": "A", "quantity": 0, "price": 1}]), "out_of_range", "data.items[0].quantity"),
+    (purchase(items=[{"sku": "A", "price": 1}]), "schema_violation", "data.items[0]"),
+    (purchase(ts="yesterday"), "bad_timestamp", "no zone"),
+    (purchase(ts="2026-03-01T12:00:00"), "bad_timestamp", "no zone"),
+    (purchase(ts="2026-06-03T12:00:00Z"), "future_timestamp", "ahead of the clock"),
+    (purchase(ts="1999-12-31T23:59:59Z"), "too_old", "before 2000-01-01"),
     (purchase(ts="2026-06-30T23:59:60Z"), "bad_timestamp", "second must be in 0..59"),
     (purchase(currency="JPY"), "unknown_currency", "JPY"),
 ])
 def test_rejections_carry_reason_and_message(decoder: Decoder, raw: bytes, reason: str, fragment: str) -> None:
-    r = decoder.decode(raw, SRC, "purchase")
+    r = decoder.decode(raw, SRC, "purchase", NOW)
     assert isinstance(r, Rejection)
     assert (r.reason, r.source, r.raw) == (reason, SRC, raw)
     assert fragment in r.message
 
 
 def test_lower_case_rfc3339_separators_are_read(decoder: Decoder) -> None:
-    e = decoder.decode(purchase(ts="2026-03-01t12:00:00z"), SRC, "purchase")
+    e = decode(decoder, purchase(ts="2026-03-01t12:00:00z"), "purchase")
     assert isinstance(e, Purchase) and e.ts == datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
 
 def test_feedback_needs_a_rating_or_nps(decoder: Decoder) -> None:
     doc = {"event_id": "f", "type": "feedback", "customer_id": "C", "ts": "2026-01-01T00:00:00Z", "channel": "web"}
-    r = decoder.decode(orjson.dumps(doc), SRC, "feedback")
+    r = decoder.decode(orjson.dumps(doc), SRC, "feedback", NOW)
     assert isinstance(r, Rejection) and r.reason == "schema_violation"
 
 
@@ -83,5 +95,22 @@ def test_feedback_needs_a_rating_or_nps(decoder: Decoder) -> None:
     st.none()))
 def test_arbitrary_bytes_never_raise(decoder: Decoder, raw: bytes | None) -> None:
     for kind in ("clickstream", "purchase", "feedback"):
-        out = decoder.decode(raw, SRC, kind)
-        assert isinstance(out, (Click, Purchase, Feedback, Rejection))
+        out = decoder.decode(raw, SRC, kind, NOW)
+        assert isinstance(out, (Decoded, Rejection))
+
+
+def test_dirty_but_safe_values_are_corrected_and_counted(decoder: Decoder) -> None:
+    raw = purchase(ts=1772366400000, customer_id=" c1 ", total="10.00", currency="usd",
+                   items=[{"sku": "A", "quantity": "2", "price": "5"}])
+    out = decoder.decode(raw, SRC, "purchase", NOW)
+    assert isinstance(out, Decoded)
+    assert out.event.ts == datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    assert (out.event.customer_id, out.event.total, out.event.currency) == (KEYS.customer("C1"), 9.0, "USD")
+    assert sorted(out.fixes) == ["currency_case", "id_normalised", "number_string", "number_string",
+                                 "number_string", "ts_epoch"]
+
+
+def test_rejection_messages_never_quote_personal_data(decoder: Decoder) -> None:
+    raw = purchase(email=12, customer_id="jane.doe@example.com")
+    r = decoder.decode(raw, SRC, "purchase", NOW)
+    assert isinstance(r, Rejection) and "jane" not in r.message

@@ -18,9 +18,19 @@ from aiokafka.partitioner import murmur2
 from streamproc.contracts import Contracts
 from streamproc.decisions.records import output_id
 from streamproc.runtime.produce import event_records, publish
+from streamproc.settings import Settings
 from tests.conftest import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e
+KEYS = Settings().pseudonymiser()
+
+
+def cust(raw: str) -> str:
+    return KEYS.customer(raw)
+
+
+def ev(raw: str) -> str:
+    return KEYS.key("event", raw)
 
 
 def click(eid: str, cid: str, ts: str, action: str = "page_view", session: str = "s1") -> dict[str, Any]:
@@ -76,7 +86,7 @@ def send(kafka_url: str, contracts: Contracts, events: list[dict[str, Any]]) -> 
 
 
 def seg(cid: str, ts: str, old: str | None, new: str, reason: str, cause: str | None) -> tuple:
-    return (cid, datetime.fromisoformat(ts).isoformat(), "lifecycle", old, new, reason, cause)
+    return (cust(cid), datetime.fromisoformat(ts).isoformat(), "lifecycle", old, new, reason, cause and ev(cause))
 
 
 def expected_segments(clocks: list[str]) -> set[tuple]:
@@ -110,38 +120,42 @@ def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_
     wait_for(lambda: processed(redis_url) == total, 30, "phase 3")
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert r.hgetall("sp:profile:{A}") == {
-        "customer_id": "A", "first_seen": "2026-01-01T10:00:00+00:00", "last_seen": "2026-01-05T00:00:00+00:00",
-        "events": "5", "sessions": "1", "last_session_id": "s1", "page_views": "1", "searches": "0",
+    assert r.hgetall(f"sp:profile:{{{cust('A')}}}") == {
+        "customer_id": cust("A"), "first_seen": "2026-01-01T10:00:00+00:00", "last_seen": "2026-01-05T00:00:00+00:00",
+        "events": "5", "sessions": "1", "last_session_id": KEYS.key("session", "s1"), "page_views": "1", "searches": "0",
         "cart_adds": "1", "checkouts": "0", "purchases": "2", "items_bought": "3", "spend": "284.0",
         "last_purchase": "2026-01-03T09:00:00+00:00", "feedbacks": "1", "ratings": "1", "rating_sum": "1",
-        "last_rating": "1", "stage": "churned", "stage_since": "2026-02-19T00:00:00+00:00",
-        "stage_reason": "no activity for 45 days", "seen": '["a1","a2","a3","a4","a5"]',
+        "last_rating": "1", "satisfaction_sum": "0.0", "satisfaction_count": "1", "last_satisfaction": "0.0",
+        "stage": "churned", "stage_since": "2026-02-19T00:00:00+00:00",
+        "stage_reason": "no activity for 45 days",
+        "seen": "[" + ",".join(f'"{ev(e)}"' for e in ("a1", "a2", "a3", "a4", "a5")) + "]",
     }
-    assert r.hget("sp:profile:{B}", "spend") == "11.7"
-    assert r.hget("sp:profile:{C}", "stage") == "at_risk"
+    assert r.hget(f"sp:profile:{{{cust('B')}}}", "spend") == "11.7"
+    assert r.hget(f"sp:profile:{{{cust('C')}}}", "stage") == "at_risk"
 
     segments = consume(kafka_url, "segments", 100, timeout_s=5)
     got = {(s["customer_id"], s["ts"], s["dimension"], s["old"], s["new"], s["reason"], s["cause_event_id"])
            for s in segments}
-    clock_ids = {e["customer_id"] for e in clocks}
-    exp = expected_segments(sorted(clock_ids))
+    clock_raw = sorted({e["customer_id"] for e in clocks})
+    clock_ids = {cust(k) for k in clock_raw}
+    exp = expected_segments(clock_raw)
     got_clock_causes = {s["cause_event_id"] for s in segments if s["customer_id"] in clock_ids}
     got = {g if g[0] not in clock_ids else g[:6] + (None,) for g in got}
     assert got == exp
     assert len(segments) == len(exp)
-    assert all(c.startswith(tuple(clock_ids)) for c in got_clock_causes)
+    assert got_clock_causes <= {ev(e["event_id"]) for e in clocks}
     for s in segments:
         assert s["event_id"] == output_id("segment", s["customer_id"], "lifecycle", s["new"], s["ts"])
 
     alerts = consume(kafka_url, "alerts", 10, timeout_s=5)
     assert sorted((a["customer_id"], a["rule"], a["ts"], a["severity"], a["cause_event_id"]) for a in alerts) == [
-        ("A", "top_customer_at_risk", "2026-01-26T00:00:00+00:00", "warning", None),
-        ("A", "unhappy_top_customer", "2026-01-05T00:00:00+00:00", "critical", "a5"),
+        (cust("A"), "top_customer_at_risk", "2026-01-26T00:00:00+00:00", "warning", None),
+        (cust("A"), "unhappy_top_customer", "2026-01-05T00:00:00+00:00", "critical", ev("a5")),
     ]
 
     dead = consume(kafka_url, "dead-letter", 1, timeout_s=5)
     assert [(d["reason"], d["source_topic"], d["original"], d["original_encoding"]) for d in dead] == [
         ("malformed_json", "clickstream", "{broken json", "utf-8")]
+    assert r.hget("sp:stats", "dlq:clickstream:malformed_json") == "1"
     assert r.hgetall("sp:segments:lifecycle") == {"new": str(len(clock_ids)), "active": "0", "at_risk": "1",
                                                   "churned": "2", "reactivated": "0"}

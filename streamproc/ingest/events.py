@@ -59,5 +59,18 @@ class Feedback:
     nps: int | None = None
     text: str | None = None
 
+    @property
+    def satisfaction(self) -> float | None:
+        """Rating and NPS on one scale from 0 (worst) to 1 (best).
+
+        A 1-5 rating r maps to (r - 1) / 4 and a 0-10 NPS n to n / 10; with both, their mean.
+
+        >>> Feedback("e", "c", None, "web", rating=4, nps=6).satisfaction
+        0.675
+        """
+        parts = [(self.rating - 1) / 4] if self.rating is not None else []
+        parts += [self.nps / 10] if self.nps is not None else []
+        return round(sum(parts) / len(parts), 4) if parts else None
+
 
 InputEvent = Click | Purchase | Feedback

@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Rules
-from streamproc.ingest.decode import Decoder
+from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.keys import Keys
 from streamproc.runtime.processor import Processor, RawRecord
 from streamproc.runtime.store import Store
-from streamproc.settings import Settings
+from streamproc.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ def build_processor(app: faust.App, settings: Settings, contracts: Contracts) ->
     async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future
         return await app.producer.send(topic, key, value, None, None, None)
 
-    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency)
-    return Processor(store, send, contracts, decoder, settings.allowed_lateness_s)
+    keys = settings.pseudonymiser()
+    bounds = TimeBounds(settings.min_event_time, settings.max_clock_skew_s)
+    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, keys, bounds)
+    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s)
 
 
 def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
@@ -46,6 +48,8 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
         processor = build_processor(app, settings, contracts)
+        if settings.pii_secret.get_secret_value() == DEV_SECRET:
+            log.warning("STREAMPROC_PII_SECRET is the development default: set a secret of your own in production")
         log.info("ingest agent consuming %s", ", ".join(t.name for t in contracts.inputs))
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]

@@ -23,7 +23,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -31,11 +31,13 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from streamproc.contracts import Contracts
-from streamproc.ingest.decode import Decoder, Rejection, Source
-from streamproc.ingest.events import InputEvent
 from streamproc.decisions.records import SegmentChange
+from streamproc.eventtime import is_late, tp_key, watermarks
+from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
+from streamproc.ingest.events import InputEvent
+from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.ingest.redact import redact
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
-from streamproc.eventtime import advance, tp_key, watermarks
 from streamproc.runtime.store import Changes, Loaded, Store
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,30 @@ class RawRecord:
     offset: int
     value: bytes | None
 
+    @property
+    def source(self) -> Source:
+        return Source(self.topic, self.partition, self.offset)
 
-def dead_letter(rej: Rejection) -> dict[str, object]:
-    """The dead-letter record of a rejection, keeping the original bytes."""
+
+@dataclass
+class Intake:
+    """A batch's fresh records sorted into events to apply and rejections, with counters."""
+
+    events: list[InputEvent] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    record_of: dict[int, RawRecord] = field(default_factory=dict)
+    partition_of: dict[str, int] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+
+
+def dead_letter(rej: Rejection, keys: Pseudonymiser) -> dict[str, object]:
+    """The dead-letter record of a rejection: original bytes with identifiers keyed."""
+    raw = redact(rej.raw, keys)
     try:
-        original, encoding = rej.raw.decode("utf-8"), "utf-8"
+        original, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        original, encoding = base64.b64encode(rej.raw).decode(), "base64"
+        original, encoding = base64.b64encode(raw).decode(), "base64"
     return {
         "type": "dead_letter", "reason": rej.reason, "message": rej.message,
         "source_topic": rej.source.topic, "partition": rej.source.partition, "offset": rej.source.offset,
@@ -75,8 +94,9 @@ def _utc(epoch_s: float) -> datetime:
 class Processor:
     """Applies batches of records; owns no Faust object, only a Store and a send function."""
 
-    def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder, lateness_s: float) -> None:
-        self.store, self.send, self.decoder, self.lateness_s = store, send, decoder, lateness_s
+    def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
+                 keys: Pseudonymiser, lateness_s: float) -> None:
+        self.store, self.send, self.decoder, self.keys, self.lateness_s = store, send, decoder, keys, lateness_s
         self.types = {t.name: t.event_type for t in contracts.inputs}
         self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter")}
 
@@ -103,43 +123,69 @@ class Processor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    def _decode(self, records: list[RawRecord], failure: str | None) -> list[tuple[RawRecord, InputEvent | Rejection]]:
+    def _decode(self, records: list[RawRecord], failure: str | None) -> list[tuple[RawRecord, Decoded | Rejection]]:
         if failure is not None:
-            return [(r, Rejection(Source(r.topic, r.partition, r.offset), "processing_error", failure, r.value or b""))
-                    for r in records]
-        return [(r, self.decoder.decode(r.value, Source(r.topic, r.partition, r.offset), self.types[r.topic]))
-                for r in records]
+            return [(r, Rejection(r.source, "processing_error", failure, r.value or b"")) for r in records]
+        now = datetime.now(timezone.utc)
+        return [(r, self.decoder.decode(r.value, r.source, self.types[r.topic], now)) for r in records]
 
     async def _handle(self, records: list[RawRecord], failure: str | None) -> None:
         started = time.time()
         decoded = self._decode(records, failure)
-        customers = sorted({d.customer_id for _, d in decoded if not isinstance(d, Rejection)})
+        customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
         loaded = await self.store.load(customers, sorted({tp_key(r.topic, r.partition) for r in records}))
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
-        rejected = [d for _, d in fresh if isinstance(d, Rejection)]
-        events = [d for _, d in fresh if not isinstance(d, Rejection)]
-        result = apply_batch(events, loaded.profiles, loaded.population, self.store.rules)
-        rejected += self._failed(result, fresh)
-        partition_of = {d.customer_id: r.partition for r, d in fresh if not isinstance(d, Rejection)}
-        high = advance(loaded.high_marks, ((r.topic, r.partition, d.ts.timestamp())
-                                           for r, d in fresh if not isinstance(d, Rejection)))
-        swept = await self._sweep(result, loaded, watermarks(high, self.types, self.lateness_s), partition_of)
+        intake = self._intake(fresh, loaded.high_marks)
+        result = apply_batch(intake.events, loaded.profiles, loaded.population, self.store.rules)
+        self._account(result, intake)
+        wm = watermarks(intake.high, self.types, self.lateness_s)
+        swept = await self._sweep(result, loaded, wm, intake.partition_of)
         outputs = result.outputs + swept.outputs
-        await self._publish(outputs, rejected)
+        await self._publish(outputs, intake.rejected)
+        intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
         await self.store.write(Changes(
-            profiles={**result.profiles, **swept.profiles}, partition_of=partition_of, outputs=outputs,
-            offsets=self._offsets(records), high_marks=high, started_at=started,
-            stats=self._stats(records, fresh, result, outputs, rejected),
+            profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
+            offsets=self._offsets(records), high_marks=intake.high, started_at=started, stats=intake.stats,
         ))
 
-    def _failed(self, result: BatchResult, fresh: list[tuple[RawRecord, InputEvent | Rejection]]) -> list[Rejection]:
-        raw_of = {id(d): r for r, d in fresh}
-        out = []
-        for event, why in result.failed:
-            r = raw_of[id(event)]
-            log.error("event %s could not be processed: %s", event.event_id, why)
-            out.append(Rejection(Source(r.topic, r.partition, r.offset), "processing_error", why, r.value or b""))
+    def _intake(self, fresh: list[tuple[RawRecord, Decoded | Rejection]], high: dict[str, float]) -> Intake:
+        """Sort fresh records, in offset order per partition, into events, late events and rejections."""
+        out = Intake(high=dict(high))
+        for r, d in fresh:
+            out.stats[f"in:{r.topic}"] += 1
+            if isinstance(d, Rejection):
+                out.rejected.append(d)
+                continue
+            ts = d.event.ts.timestamp()
+            if is_late(out.high, r.topic, r.partition, ts, self.lateness_s):
+                out.stats[f"late:{r.topic}"] += 1
+                out.rejected.append(Rejection(r.source, "late_event", self._late_message(out.high, r, d), r.value or b""))
+                continue
+            key = tp_key(r.topic, r.partition)
+            out.high[key] = max(out.high.get(key, ts), ts)
+            out.events.append(d.event)
+            out.record_of[id(d.event)] = r
+            out.partition_of[d.event.customer_id] = r.partition
+            out.stats.update(f"fix:{kind}" for kind in d.fixes)
         return out
+
+    def _late_message(self, high: dict[str, float], r: RawRecord, d: Decoded) -> str:
+        mark = _utc(high[tp_key(r.topic, r.partition)]).isoformat()
+        return (f"ts {d.event.ts.isoformat()} is more than {self.lateness_s:.0f}s older than the newest event "
+                f"on {r.topic}[{r.partition}] ({mark}); raise STREAMPROC_ALLOWED_LATENESS_S to accept such events")
+
+    def _account(self, result: BatchResult, intake: Intake) -> None:
+        """Counters of the applied batch; events whose processing raised become rejections."""
+        intake.stats["applied"] += result.applied
+        for event in result.duplicates:
+            intake.stats[f"dup:{intake.record_of[id(event)].topic}"] += 1
+        intake.stats["duplicates"] += len(result.duplicates)
+        for event, why in result.failed:
+            log.error("event %s could not be processed: %s", event.event_id, why)
+            r = intake.record_of[id(event)]
+            intake.rejected.append(Rejection(r.source, "processing_error", why, r.value or b""))
+        intake.stats["dead_lettered"] += len(intake.rejected)
+        intake.stats.update(f"dlq:{rej.source.topic}:{rej.reason}" for rej in intake.rejected)
 
     async def _sweep(self, result: BatchResult, loaded: Loaded, wm: dict[int, float],
                      partition_of: dict[str, int]) -> BatchResult:
@@ -160,7 +206,7 @@ class Processor:
             futs.append(await self.send(topic, o.customer_id.encode(), orjson.dumps(o.to_dict())))
         for rej in rejected:
             futs.append(await self.send(self.topic["dead-letter"], rej.source.topic.encode(),
-                                        orjson.dumps(dead_letter(rej))))
+                                        orjson.dumps(dead_letter(rej, self.keys))))
         if futs:
             await asyncio.gather(*futs)
 
@@ -173,14 +219,6 @@ class Processor:
         return out
 
     @staticmethod
-    def _stats(records: list[RawRecord], fresh: list[tuple[RawRecord, InputEvent | Rejection]],
-               result: BatchResult, outputs: list[Output], rejected: list[Rejection]) -> Counter[str]:
-        c: Counter[str] = Counter(f"in:{r.topic}" for r, _ in fresh)
-        c["redelivered"] = len(records) - len(fresh)
-        c["applied"] = sum(result.applied.values())
-        c["duplicates"] = result.duplicates
-        c["dead_lettered"] = len(rejected)
-        c.update(f"dlq:{rej.reason}" for rej in rejected)
-        c["segment_changes"] = sum(isinstance(o, SegmentChange) for o in outputs)
-        c["alerts"] = len(outputs) - c["segment_changes"]
-        return c
+    def _output_stats(outputs: list[Output], redelivered: int) -> Counter[str]:
+        changes = sum(isinstance(o, SegmentChange) for o in outputs)
+        return Counter(redelivered=redelivered, segment_changes=changes, alerts=len(outputs) - changes)

@@ -21,9 +21,15 @@ Record = tuple[str, bytes | None, bytes]
 
 def event_records(contracts: Contracts, events: Iterable[dict[str, Any]]) -> Iterator[Record]:
     """``(topic, key, value)`` for each event, routed by its ``type``."""
+    return raw_records(contracts, ((e, orjson.dumps(e)) for e in events))
+
+
+def raw_records(contracts: Contracts, pairs: Iterable[tuple[dict[str, Any], bytes]]) -> Iterator[Record]:
+    """``(topic, key, raw)`` for events sent as ``raw`` bytes (possibly dirtied), routed and
+    keyed by the clean event, as a producer routes by its own canonical customer id."""
     topic_of = {t.event_type: t.name for t in contracts.inputs}
-    for e in events:
-        yield topic_of[e["type"]], str(e["customer_id"]).encode(), orjson.dumps(e)
+    for e, raw in pairs:
+        yield topic_of[e["type"]], str(e["customer_id"]).encode(), raw
 
 
 def producer(kafka_url: str) -> AIOKafkaProducer:

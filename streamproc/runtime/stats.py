@@ -30,11 +30,21 @@ class Snapshot:
 
     @property
     def by_topic(self) -> dict[str, int]:
-        return {k[3:]: int(v) for k, v in self.counters.items() if k.startswith("in:")}
+        return self.by_prefix("in")
+
+    def by_prefix(self, prefix: str) -> dict[str, int]:
+        """Counters named ``<prefix>:<rest>``, by ``<rest>``."""
+        n = len(prefix) + 1
+        return {k[n:]: int(v) for k, v in self.counters.items() if k.startswith(prefix + ":")}
 
     @property
     def dead_letter_reasons(self) -> dict[str, int]:
-        return {k[4:]: int(v) for k, v in self.counters.items() if k.startswith("dlq:")}
+        """Dead-lettered records by reason, over all topics (counters ``dlq:<topic>:<reason>``)."""
+        out: dict[str, int] = {}
+        for key, n in self.by_prefix("dlq").items():
+            reason = key.rpartition(":")[2]
+            out[reason] = out.get(reason, 0) + n
+        return out
 
     @property
     def profiles(self) -> int:

@@ -18,7 +18,7 @@ def _time(v: bytes) -> datetime:
 
 _DECODERS: dict[str, Callable[[bytes], Any]] = {
     "str": bytes.decode, "int": int, "float": float, "datetime": _time,
-    "int | None": int, "datetime | None": _time, "tuple[str, ...]": lambda v: tuple(orjson.loads(v)),
+    "int | None": int, "float | None": float, "datetime | None": _time, "tuple[str, ...]": lambda v: tuple(orjson.loads(v)),
 }
 _FIELDS = [(f.name, _DECODERS[str(f.type)]) for f in fields(Profile)]
 

@@ -37,6 +37,9 @@ class Profile:
     rating_sum: int = 0
     last_rating: int | None = None
     last_nps: int | None = None
+    satisfaction_sum: float = 0.0
+    satisfaction_count: int = 0
+    last_satisfaction: float | None = None
     stage: str = ""
     stage_since: datetime | None = None
     stage_reason: str = ""
@@ -45,6 +48,11 @@ class Profile:
     @property
     def mean_rating(self) -> float | None:
         return self.rating_sum / self.ratings if self.ratings else None
+
+    @property
+    def mean_satisfaction(self) -> float | None:
+        """Mean satisfaction (0-1 scale, see ``Feedback.satisfaction``) over all feedback."""
+        return self.satisfaction_sum / self.satisfaction_count if self.satisfaction_count else None
 
 
 def new_profile(event: InputEvent) -> Profile:
@@ -98,9 +106,13 @@ def _(event: Purchase, p: Profile) -> Profile:
 @_apply.register
 def _(event: Feedback, p: Profile) -> Profile:
     rated = event.rating is not None
+    sat = event.satisfaction
     return replace(
         p,
         feedbacks=p.feedbacks + 1,
+        satisfaction_sum=round(p.satisfaction_sum + (sat or 0.0), 4),
+        satisfaction_count=p.satisfaction_count + (sat is not None),
+        last_satisfaction=sat if sat is not None else p.last_satisfaction,
         ratings=p.ratings + rated,
         rating_sum=p.rating_sum + (event.rating or 0),
         last_rating=event.rating if rated else p.last_rating,
