@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from streamproc.demo import customers_for
 from streamproc.dev import prepare
 from streamproc.errors import StackError
 from streamproc.generate import GeneratorConfig, generate
+from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.produce import Record, event_records, publish
 from streamproc.runtime.stats import StatsReader
@@ -86,13 +88,15 @@ def worker_rate(stack: Stack, worker: Any, n: int, opts: BenchOptions) -> float:
     return n / max(c["last_at"] - c["first_at"], 1e-9)
 
 
-def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts) -> Iterator[Record]:
-    """Single clicks of brand-new customers, stamped with their publication time."""
-    ts = "2026-12-31T00:00:00+00:00"
+def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, keys: Pseudonymiser) -> Iterator[Record]:
+    """Single clicks of brand-new customers at the current time, each stamped (under the key
+    its id gets at ingestion) with the moment it is handed to the producer."""
     for i in range(n):
-        e = {"event_id": f"lat-{i}", "type": "clickstream", "customer_id": f"LAT{i:06d}", "ts": ts,
-             "session_id": f"lat-{i}", "page": "/", "action": "page_view"}
-        sent_at[e["event_id"]] = time.time()
+        now = time.time()
+        e = {"event_id": f"lat-{i}", "type": "clickstream", "customer_id": f"LAT{i:06d}",
+             "ts": datetime.fromtimestamp(now, timezone.utc).isoformat(), "session_id": f"lat-{i}",
+             "page": "/", "action": "page_view"}
+        sent_at[keys.key("event", e["event_id"])] = now
         yield from event_records(contracts, [e])
 
 
@@ -114,9 +118,9 @@ async def _collect(kafka_url: str, topic: str, ids: dict[str, float], timeout_s:
     return sorted(lat.values())
 
 
-def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions) -> list[float]:
+def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions, keys: Pseudonymiser) -> list[float]:
     sent_at: dict[str, float] = {}
-    records = latency_events(opts.latency_events, sent_at, contracts)
+    records = latency_events(opts.latency_events, sent_at, contracts, keys)
     asyncio.run(publish(stack.kafka_url, records, rate=opts.latency_rate, chunk=100))
     lat = asyncio.run(_collect(stack.kafka_url, contracts.one("segments").name, sent_at, 60))
     if len(lat) < opts.latency_events:
@@ -142,7 +146,7 @@ def run_bench(settings: Settings, opts: BenchOptions, say: Callable[[str], None]
         try:
             rate = worker_rate(stack, worker, len(events), opts)
             say(f"  {rate:,.0f} events/s; measuring latency at {opts.latency_rate:,.0f} events/s")
-            lat = latencies(stack, contracts, opts)
+            lat = latencies(stack, contracts, opts, settings.pseudonymiser())
         finally:
             stop_process(worker)
     return {

@@ -228,6 +228,80 @@ def bench_noop(target: int, out: Path) -> None:
     run_noop(get_settings(), target, out)
 
 
+def _kafka_url() -> str:
+    s = get_settings()
+    if not s.kafka_url:
+        raise click.UsageError("set STREAMPROC_KAFKA_URL (printed by 'streamproc dev')")
+    return s.kafka_url
+
+
+def _dead_letters() -> list[dict]:
+    from streamproc.contracts import load_contracts
+    from streamproc.runtime.dlq import read_all
+
+    topic = load_contracts(get_settings().topics_dir).one("dead-letter").name
+    return asyncio.run(read_all(_kafka_url(), topic))
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--samples", default=3, show_default=True, help="Examples shown per reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
+@click.pass_context
+def dlq(ctx: click.Context, samples: int, as_json: bool) -> None:
+    """Dead-lettered records: counts by reason and source topic, with samples.
+
+    'streamproc dlq replay' re-publishes chosen records once their problem is fixed.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import orjson
+
+    from streamproc.runtime.dlq import summarise
+
+    summary = summarise(_dead_letters(), samples)
+    if as_json:
+        click.echo(orjson.dumps(summary).decode())
+        return
+    click.echo(f"{summary['total']:,} dead-lettered records")
+    for reason, n in summary["by_reason"].items():
+        click.echo(f"  {reason:<20} {n:>8,}")
+        for ex in summary["samples"][reason]:
+            click.echo(f"      {ex['source']}: {ex['message'][:100]}")
+    for topic, n in summary["by_topic"].items():
+        click.echo(f"  from {topic:<15} {n:>8,}")
+
+
+def _position(text: str) -> tuple[str, int, int]:
+    topic, partition, offset = text.rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
+@dlq.command("replay")
+@click.option("--reason", "reasons", multiple=True, help="Replay records with this reason (repeatable).")
+@click.option("--topic", default=None, help="Only records that came from this input topic.")
+@click.option("--at", "positions", multiple=True, metavar="TOPIC:PARTITION:OFFSET",
+              help="Replay the record that came from this position (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Replay every dead-lettered record.")
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed, publish nothing.")
+def dlq_replay(reasons: tuple[str, ...], topic: str | None, positions: tuple[str, ...], everything: bool,
+               dry_run: bool) -> None:
+    """Re-publish chosen dead-lettered records to the topic and partition they came from,
+    after the cause is fixed (a currency rate added, a contract widened, a producer patched).
+    """
+    from streamproc.runtime.dlq import Selection, replay
+
+    if not (reasons or topic or positions or everything):
+        raise click.UsageError("choose records with --reason, --topic, --at, or --all")
+    chosen = [r for r in _dead_letters()
+              if Selection(frozenset(reasons), topic, frozenset(_position(p) for p in positions))(r)]
+    for r in chosen:
+        click.echo(f"{'would replay' if dry_run else 'replaying'} {r['source_topic']}[{r['partition']}]"
+                   f"@{r['offset']} ({r['reason']})")
+    if not dry_run:
+        n = asyncio.run(replay(_kafka_url(), chosen))
+        click.echo(f"replayed {n} record(s)")
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Worker log level: debug, info, warning, error.")
 
     batch_size: int = Field(500, ge=1, description="Events handled per batch (one Redis round trip set each).")
-    batch_within_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch, seconds.")
+    batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill a batch, seconds.")
+    fetch_max_wait_ms: int = Field(50, ge=1, description="Longest time the broker may hold an empty fetch.")
     broker_session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout.")
     broker_rebalance_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer rebalance timeout.")
     redis_timeout_s: float = Field(10.0, gt=0, description="Longest wait for one Redis pipeline.")

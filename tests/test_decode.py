@@ -114,3 +114,9 @@ def test_rejection_messages_never_quote_personal_data(decoder: Decoder) -> None:
     raw = purchase(email=12, customer_id="jane.doe@example.com")
     r = decoder.decode(raw, SRC, "purchase", NOW)
     assert isinstance(r, Rejection) and "jane" not in r.message
+
+
+def test_keys_pass_through_so_dead_letters_can_be_replayed(decoder: Decoder) -> None:
+    key = KEYS.customer("C1")
+    e = decode(decoder, purchase(customer_id=key, event_id=KEYS.key("event", "e1")), "purchase")
+    assert (e.customer_id, e.event_id) == (key, KEYS.key("event", "e1"))

@@ -21,9 +21,7 @@ import hashlib
 import hmac
 import re
 
-from streamproc.ingest.clean import normalise_customer_id
-
-KEYED = re.compile(r"^k\d+_[0-9a-f]{32}$")
+from streamproc.ingest.clean import KEYED, normalise_customer_id
 
 
 def normalise_email(raw: str) -> str:
