@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from streamproc.settings import DEFAULT_TOPICS_DIR
 from streamproc.stack import start_broker, start_redis, start_worker, stop_process
 
 FAST_WORKER = {"STREAMPROC_BROKER_SESSION_TIMEOUT_S": "10", "STREAMPROC_BROKER_REBALANCE_TIMEOUT_S": "10",
-               "STREAMPROC_LOG_LEVEL": "info"}
+               "STREAMPROC_LOG_LEVEL": os.environ.get("STREAMPROC_TEST_LOG_LEVEL", "info")}
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
@@ -59,11 +60,23 @@ def redis_url(redis_server: str) -> str:
 
 
 @pytest.fixture
-def kafka_url(tmp_path: Path, contracts: Contracts) -> Iterator[str]:
+def broker(tmp_path: Path, contracts: Contracts) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     proc, url = start_broker(tmp_path)
     asyncio.run(create_topics(url, contracts))
-    yield url
+    yield proc, url
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
     stop_process(proc)
+
+
+@pytest.fixture
+def kafka_url(broker: tuple[subprocess.Popen[bytes], str]) -> str:
+    return broker[1]
+
+
+@pytest.fixture
+def broker_proc(broker: tuple[subprocess.Popen[bytes], str]) -> Callable[[], subprocess.Popen[bytes]]:
+    return lambda: broker[0]
 
 
 @pytest.fixture
@@ -117,3 +130,18 @@ def stats(redis_url: str) -> dict[str, str]:
 
 def processed(redis_url: str) -> int:
     return sum(int(v) for k, v in stats(redis_url).items() if k.startswith("in:"))
+
+
+FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    """A figure to print in the run's summary (fault-injection results, for the README)."""
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

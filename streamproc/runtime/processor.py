@@ -135,6 +135,9 @@ class Processor:
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
         loaded = await self.store.load(customers, sorted({tp_key(r.topic, r.partition) for r in records}))
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(fresh),
+                      self._offsets(records), loaded.offsets)
         intake = self._intake(fresh, loaded.high_marks)
         result = apply_batch(intake.events, loaded.profiles, loaded.population, self.store.rules)
         self._account(result, intake)
@@ -145,7 +148,7 @@ class Processor:
         intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
         await self.store.write(Changes(
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
-            offsets=self._offsets(records), high_marks=intake.high, started_at=started, stats=intake.stats,
+            offsets=self._offsets(records, loaded.offsets), high_marks=intake.high, started_at=started, stats=intake.stats,
         ))
 
     def _intake(self, fresh: list[tuple[RawRecord, Decoded | Rejection]], high: dict[str, float]) -> Intake:
@@ -211,8 +214,9 @@ class Processor:
             await asyncio.gather(*futs)
 
     @staticmethod
-    def _offsets(records: list[RawRecord]) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def _offsets(records: list[RawRecord], applied: dict[str, int] | None = None) -> dict[str, int]:
+        """Highest offset per topic-partition; never below the one already ``applied``."""
+        out: dict[str, int] = dict(applied or {})
         for r in records:
             key = tp_key(r.topic, r.partition)
             out[key] = max(out.get(key, -1), r.offset)

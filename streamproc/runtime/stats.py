@@ -73,5 +73,17 @@ class StatsReader:
     def profile(self, customer_id: str) -> Profile | None:
         return codec.decode(self.r.hgetall(self.keys.profile(customer_id)))
 
+    def all_profiles(self) -> dict[str, Profile]:
+        """Every stored profile by customer key (a SCAN: for tests and audits, not hot paths)."""
+        keys = list(self.r.scan_iter(match=self.keys.profile("*"), count=1000))
+        pipe = self.r.pipeline(transaction=False)
+        for k in keys:
+            pipe.hgetall(k)
+        out = {}
+        for h in pipe.execute():
+            if (p := codec.decode(h)) is not None:
+                out[p.customer_id] = p
+        return out
+
     def close(self) -> None:
         self.r.close()
