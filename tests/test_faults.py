@@ -43,7 +43,7 @@ PAUSE_S = float(os.environ.get("FAULT_PAUSE_S", "30"))
 
 
 def events(seed: int) -> list[dict[str, Any]]:
-    customers = max(20, N // 300)
+    customers = max(20, N // 250)
     return list(generate(GeneratorConfig(customers=customers, days=120, seed=seed)))[:N]
 
 

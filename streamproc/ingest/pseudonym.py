@@ -42,22 +42,36 @@ NORMALISE = {"customer": normalise_customer_id, "email": normalise_email, "phone
              "ip": str.strip, "event": _same, "session": _same, "order": _same}
 
 
+CACHED = frozenset({"customer", "session", "order"})  # repeat across events; event ids do not
+CACHE_SIZE = 200_000
+
+
 class Pseudonymiser:
-    """Computes keys under one secret and key version."""
+    """Computes keys under one secret and key version (repeating ids from a bounded cache)."""
 
     def __init__(self, secret: bytes, version: int = 1) -> None:
         if not secret:
             raise ValueError("the pseudonymisation secret must not be empty")
         self._secret, self.version = secret, version
+        self._cache: dict[tuple[str, str], str] = {}
 
     def key(self, purpose: str, raw: str) -> str:
         """The key of ``raw`` for ``purpose``: ``customer``, ``email``, ``phone``, ``ip``, or the
         ``event``, ``session`` and ``order`` ids, which producers often build from customer ids."""
+        if purpose in CACHED:
+            found = self._cache.get((purpose, raw))
+            if found is None:
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()
+                found = self._cache[(purpose, raw)] = self._compute(purpose, raw)
+            return found
+        return self._compute(purpose, raw)
+
+    def _compute(self, purpose: str, raw: str) -> str:
         if KEYED.match(raw):
             return raw
-        value = NORMALISE[purpose](raw)
-        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"k{self.version}_{digest[:32]}"
+        message = f"{purpose}:{NORMALISE[purpose](raw)}".encode()
+        return f"k{self.version}_{hmac.digest(self._secret, message, hashlib.sha256)[:16].hex()}"
 
     def customer(self, raw: str) -> str:
         return self.key("customer", raw)

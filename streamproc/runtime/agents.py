@@ -7,6 +7,7 @@ by one loop in order: no two coroutines ever read-modify-write the same customer
 
 from __future__ import annotations
 
+import gc
 import logging
 import faust
 import redis.asyncio as aioredis
@@ -48,6 +49,7 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
         processor = build_processor(app, settings, contracts)
+        gc.freeze()  # start-up objects (schemas, Faust's graph) are never garbage: skip them in collections
         if settings.pii_secret.get_secret_value() == DEV_SECRET:
             log.warning("STREAMPROC_PII_SECRET is the development default: set a secret of your own in production")
         log.info("ingest agent consuming %s", ", ".join(t.name for t in contracts.inputs))

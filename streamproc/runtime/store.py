@@ -8,6 +8,7 @@ offsets, indexes and counters become visible together or not at all.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,13 +23,6 @@ from streamproc.runtime.keys import Keys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 
-_TOP_SPEND = """
-local n = redis.call('ZCARD', KEYS[1])
-if n < tonumber(ARGV[1]) then return false end
-local k = math.ceil(n * tonumber(ARGV[2])) - 1
-local r = redis.call('ZREVRANGE', KEYS[1], k, k, 'WITHSCORES')
-return r[2]
-"""
 RECENT_ALERTS = 50
 
 
@@ -61,9 +55,19 @@ class Store:
     def __init__(self, client: aioredis.Redis, keys: Keys, rules: Rules, top_fraction: float,
                  min_population: int, timeout_s: float) -> None:
         self.r, self.keys, self.rules = client, keys, rules
-        self._top = (min_population, top_fraction)
+        self._min_population, self._top_fraction = min_population, top_fraction
         self._timeout = timeout_s
-        self._top_spend = client.register_script(_TOP_SPEND)
+        self._spenders = 0  # population size seen by the previous load, to place the rank query
+
+    def _top_rank(self) -> int:
+        return max(math.ceil(self._spenders * self._top_fraction) - 1, 0)
+
+    def _population(self, card: int, ranked: list[tuple[bytes, float]]) -> Population:
+        """The top-spend threshold, from the rank the previous population size pointed at."""
+        self._spenders = card
+        if card < self._min_population or not ranked:
+            return Population(None)
+        return Population(float(ranked[0][1]))
 
     async def load(self, customers: list[str], tps: list[str]) -> Loaded:
         async with asyncio.timeout(self._timeout):
@@ -72,14 +76,16 @@ class Store:
                 pipe.hgetall(self.keys.profile(cid))
             pipe.hmget(self.keys.offsets, tps)
             pipe.hgetall(self.keys.watermarks)
-            await self._top_spend(keys=[self.keys.spend], args=list(self._top), client=pipe)
+            pipe.zcard(self.keys.spend)
+            rank = self._top_rank()
+            pipe.zrevrange(self.keys.spend, rank, rank, withscores=True)
             res = await pipe.execute()
         n = len(customers)
         return Loaded(
             profiles={cid: codec.decode(h) for cid, h in zip(customers, res[:n])},
             offsets={tp: int(v) for tp, v in zip(tps, res[n]) if v is not None},
             high_marks={k.decode(): float(v) for k, v in res[n + 1].items()},
-            population=Population(float(res[n + 2]) if res[n + 2] is not None else None),
+            population=self._population(res[n + 2], res[n + 3]),
         )
 
     async def due(self, watermarks: Mapping[int, float], limit: int = 5000) -> dict[str, int]:
