@@ -14,7 +14,7 @@ class Keys:
     ============================== ======= ===============================================
     ``P:profile:{customer}``       hash    the customer profile (see ``state.profile``)
     ``P:due:{pN}``                 zset    customers of partition N by next inactivity time
-    ``P:offsets``                  hash    ``topic:partition`` -> last applied offset
+    ``P:offsets:{pN}``             hash    ``topic:N`` -> last applied offset of that partition
     ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
     ``P:spend``                    zset    customer -> total spend (population ranks)
     ``P:segments:lifecycle``       hash    stage -> number of customers
@@ -31,9 +31,9 @@ class Keys:
     def due(self, partition: int) -> str:
         return f"{self.prefix}:due:{{p{partition}}}"
 
-    @property
-    def offsets(self) -> str:
-        return f"{self.prefix}:offsets"
+    def offsets(self, partition: int) -> str:
+        """Applied offsets of partition number N of every input topic; a worker WATCHes it."""
+        return f"{self.prefix}:offsets:{{p{partition}}}"
 
     @property
     def watermarks(self) -> str:

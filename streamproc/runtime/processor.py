@@ -25,10 +25,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.records import SegmentChange
@@ -112,6 +113,9 @@ class Processor:
         while True:
             try:
                 return await self._handle(records, failure)
+            except WatchError:
+                log.info("another worker applied records of these partitions meanwhile; re-reading the batch")
+                continue
             except (RedisError, KafkaError, OSError, asyncio.TimeoutError) as exc:
                 log.warning("batch of %d records not applied (%s: %s); retrying in %.1fs",
                             len(records), type(exc).__name__, exc, delay)
@@ -130,10 +134,16 @@ class Processor:
         return [(r, self.decoder.decode(r.value, r.source, self.types[r.topic], now)) for r in records]
 
     async def _handle(self, records: list[RawRecord], failure: str | None) -> None:
+        async with self.store.guard(r.partition for r in records) as guard:
+            await self._apply(records, failure, guard)
+
+    async def _apply(self, records: list[RawRecord], failure: str | None, guard: Any) -> None:
         started = time.time()
         decoded = self._decode(records, failure)
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
-        loaded = await self.store.load(customers, sorted({tp_key(r.topic, r.partition) for r in records}))
+        tps = sorted({tp_key(r.topic, r.partition) for r in records})
+        parts = {r.partition for r in records}
+        loaded = await self.store.load(customers, tps)
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(fresh),
@@ -141,15 +151,16 @@ class Processor:
         intake = self._intake(fresh, loaded.high_marks)
         result = apply_batch(intake.events, loaded.profiles, loaded.population, self.store.rules)
         self._account(result, intake)
-        wm = watermarks(intake.high, self.types, self.lateness_s)
+        wm = {p: t for p, t in watermarks(intake.high, self.types, self.lateness_s).items() if p in parts}
         swept = await self._sweep(result, loaded, wm, intake.partition_of)
         outputs = result.outputs + swept.outputs
         await self._publish(outputs, intake.rejected)
         intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
         await self.store.write(Changes(
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
-            offsets=self._offsets(records, loaded.offsets), high_marks=intake.high, started_at=started, stats=intake.stats,
-        ))
+            offsets=self._offsets(records, loaded.offsets), started_at=started, stats=intake.stats,
+            high_marks={tp: ts for tp, ts in intake.high.items() if tp in set(tps)},
+        ), guard)
 
     def _intake(self, fresh: list[tuple[RawRecord, Decoded | Rejection]], high: dict[str, float]) -> Intake:
         """Sort fresh records, in offset order per partition, into events, late events and rejections."""

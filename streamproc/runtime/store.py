@@ -2,14 +2,17 @@
 
 In: customer ids, topic-partitions, a batch's changes. Out: profiles, applied offsets, event-time high marks,
 the population's top-spend threshold. The write is one MULTI/EXEC, so a batch's profiles,
-offsets, indexes and counters become visible together or not at all.
+offsets, indexes and counters become visible together or not at all; it runs on a connection
+that WATCHes the applied offsets of the batch's partitions, so two workers that both believe
+they own a partition (around a rebalance) cannot overwrite each other's updates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -69,23 +72,38 @@ class Store:
             return Population(None)
         return Population(float(ranked[0][1]))
 
+    @asynccontextmanager
+    async def guard(self, partitions: Iterable[int]) -> AsyncIterator[aioredis.client.Pipeline]:
+        """A connection WATCHing the applied offsets of ``partitions``: a ``write`` through it
+        fails with ``WatchError`` if another worker applied records of those partitions since."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            async with asyncio.timeout(self._timeout):
+                await pipe.watch(*[self.keys.offsets(p) for p in sorted(set(partitions))])
+            yield pipe
+
     async def load(self, customers: list[str], tps: list[str]) -> Loaded:
+        by_partition: dict[int, list[str]] = {}
+        for tp in tps:
+            by_partition.setdefault(int(tp.rpartition(":")[2]), []).append(tp)
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
             for cid in customers:
                 pipe.hgetall(self.keys.profile(cid))
-            pipe.hmget(self.keys.offsets, tps)
+            for p, fields in by_partition.items():
+                pipe.hmget(self.keys.offsets(p), fields)
             pipe.hgetall(self.keys.watermarks)
             pipe.zcard(self.keys.spend)
             rank = self._top_rank()
             pipe.zrevrange(self.keys.spend, rank, rank, withscores=True)
             res = await pipe.execute()
-        n = len(customers)
+        n, m = len(customers), len(by_partition)
+        offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[n:n + m])
+                   for tp, v in zip(fields, got) if v is not None}
         return Loaded(
             profiles={cid: codec.decode(h) for cid, h in zip(customers, res[:n])},
-            offsets={tp: int(v) for tp, v in zip(tps, res[n]) if v is not None},
-            high_marks={k.decode(): float(v) for k, v in res[n + 1].items()},
-            population=self._population(res[n + 2], res[n + 3]),
+            offsets=offsets,
+            high_marks={k.decode(): float(v) for k, v in res[n + m].items()},
+            population=self._population(res[n + m + 1], res[n + m + 2]),
         )
 
     async def due(self, watermarks: Mapping[int, float], limit: int = 5000) -> dict[str, int]:
@@ -106,14 +124,15 @@ class Store:
             res = await pipe.execute()
         return {cid: p for cid, h in zip(customers, res) if (p := codec.decode(h)) is not None}
 
-    async def write(self, ch: Changes) -> None:
+    async def write(self, ch: Changes, pipe: aioredis.client.Pipeline) -> None:
+        """Everything ``ch`` changed, in one MULTI/EXEC on the ``guard`` connection ``pipe``."""
         async with asyncio.timeout(self._timeout):
-            pipe = self.r.pipeline(transaction=True)
+            pipe.multi()
             for cid, p in ch.profiles.items():
                 self._write_profile(pipe, p, ch.partition_of[cid])
             self._write_outputs(pipe, ch.outputs)
-            if ch.offsets:
-                pipe.hset(self.keys.offsets, mapping=dict(ch.offsets))
+            for tp, offset in ch.offsets.items():
+                pipe.hset(self.keys.offsets(int(tp.rpartition(":")[2])), tp, offset)
             if ch.high_marks:
                 pipe.hset(self.keys.watermarks, mapping=dict(ch.high_marks))
             for name, n in ch.stats.items():
