@@ -122,7 +122,9 @@ def _print_summary(console: "Console", result: dict) -> None:  # noqa: F821
 @click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
               help="JSON Lines file to write ('-' for stdout).")
 @click.option("--publish", is_flag=True, help="Publish to the input topics of STREAMPROC_KAFKA_URL instead.")
-def generate(customers: int, days: int, seed: int, out: str, publish: bool) -> None:
+@click.option("--dirty", is_flag=True,
+              help="Add resent duplicates, malformed and invalid records, and correctable values (see streamproc/dirty.py).")
+def generate(customers: int, days: int, seed: int, out: str, publish: bool, dirty: bool) -> None:
     """Generate clickstream, purchase and feedback events from simulated customers
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
@@ -130,31 +132,34 @@ def generate(customers: int, days: int, seed: int, out: str, publish: bool) -> N
     from streamproc.generate import GeneratorConfig
     from streamproc.generate import generate as gen
 
-    events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
-    if publish:
-        _publish_events(events)
-        return
     import orjson
 
+    from streamproc.dirty import dirty as make_dirty
+
+    events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
+    pairs = make_dirty(events, seed) if dirty else ((e, orjson.dumps(e)) for e in events)
+    if publish:
+        _publish_pairs(pairs)
+        return
     with click.open_file(out, "wb") as f:
-        for e in events:
-            f.write(orjson.dumps(e) + b"\n")
+        for _, raw in pairs:
+            f.write(raw.replace(b"\n", b" ") + b"\n")
 
 
-def _publish_events(events: "Iterable[dict]") -> None:  # noqa: F821
+def _publish_pairs(pairs: "Iterable[tuple[dict, bytes]]") -> None:  # noqa: F821
     from rich.progress import Progress
 
     from streamproc.contracts import load_contracts
-    from streamproc.runtime.produce import event_records, publish
+    from streamproc.runtime.produce import publish, raw_records
 
     s = get_settings()
     if not s.kafka_url:
         raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
     with Progress(transient=False) as progress:
         task = progress.add_task("publishing", total=None)
-        n = asyncio.run(publish(s.kafka_url, event_records(load_contracts(s.topics_dir), events),
+        n = asyncio.run(publish(s.kafka_url, raw_records(load_contracts(s.topics_dir), pairs),
                                 on_sent=lambda k: progress.update(task, completed=k)))
-    click.echo(f"published {n:,} events")
+    click.echo(f"published {n:,} records")
 
 
 @cli.command()
