@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import singledispatch
+from typing import Any
 
 from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
 
@@ -61,60 +62,55 @@ def new_profile(event: InputEvent) -> Profile:
 
 
 def apply_event(profile: Profile, event: InputEvent, dedupe_window: int) -> Profile:
-    """Counts, spend, times and the dedupe window after ``event``."""
-    base = replace(
+    """Counts, spend, times and the dedupe window after ``event`` (one new Profile per event)."""
+    return replace(
         profile,
         events=profile.events + 1,
         first_seen=min(profile.first_seen, event.ts),
         last_seen=max(profile.last_seen, event.ts),
         seen=(profile.seen + (event.event_id,))[-dedupe_window:],
+        **_changes(event, profile),
     )
-    return _apply(event, base)
 
 
 @singledispatch
-def _apply(event: InputEvent, p: Profile) -> Profile:
+def _changes(event: InputEvent, p: Profile) -> dict[str, Any]:
+    """The fields an event of this type changes, besides counts and times common to all."""
     raise TypeError(f"no profile rule for {type(event).__name__}")
 
 
-@_apply.register
-def _(event: Click, p: Profile) -> Profile:
-    new_session = event.session_id != p.last_session_id
-    return replace(
-        p,
-        sessions=p.sessions + new_session,
-        last_session_id=event.session_id,
-        page_views=p.page_views + (event.action == "page_view"),
-        searches=p.searches + (event.action == "search"),
-        cart_adds=p.cart_adds + (event.action == "add_to_cart"),
-        checkouts=p.checkouts + (event.action == "checkout"),
-    )
+@_changes.register
+def _(event: Click, p: Profile) -> dict[str, Any]:
+    return {
+        "sessions": p.sessions + (event.session_id != p.last_session_id),
+        "last_session_id": event.session_id,
+        "page_views": p.page_views + (event.action == "page_view"),
+        "searches": p.searches + (event.action == "search"),
+        "cart_adds": p.cart_adds + (event.action == "add_to_cart"),
+        "checkouts": p.checkouts + (event.action == "checkout"),
+    }
 
 
-@_apply.register
-def _(event: Purchase, p: Profile) -> Profile:
-    last = event.ts if p.last_purchase is None else max(p.last_purchase, event.ts)
-    return replace(
-        p,
-        purchases=p.purchases + 1,
-        items_bought=p.items_bought + sum(i.quantity for i in event.items),
-        spend=round(p.spend + event.total, 2),
-        last_purchase=last,
-    )
+@_changes.register
+def _(event: Purchase, p: Profile) -> dict[str, Any]:
+    return {
+        "purchases": p.purchases + 1,
+        "items_bought": p.items_bought + sum(i.quantity for i in event.items),
+        "spend": round(p.spend + event.total, 2),
+        "last_purchase": event.ts if p.last_purchase is None else max(p.last_purchase, event.ts),
+    }
 
 
-@_apply.register
-def _(event: Feedback, p: Profile) -> Profile:
-    rated = event.rating is not None
-    sat = event.satisfaction
-    return replace(
-        p,
-        feedbacks=p.feedbacks + 1,
-        satisfaction_sum=round(p.satisfaction_sum + (sat or 0.0), 4),
-        satisfaction_count=p.satisfaction_count + (sat is not None),
-        last_satisfaction=sat if sat is not None else p.last_satisfaction,
-        ratings=p.ratings + rated,
-        rating_sum=p.rating_sum + (event.rating or 0),
-        last_rating=event.rating if rated else p.last_rating,
-        last_nps=event.nps if event.nps is not None else p.last_nps,
-    )
+@_changes.register
+def _(event: Feedback, p: Profile) -> dict[str, Any]:
+    rated, sat = event.rating is not None, event.satisfaction
+    return {
+        "feedbacks": p.feedbacks + 1,
+        "satisfaction_sum": round(p.satisfaction_sum + (sat or 0.0), 4),
+        "satisfaction_count": p.satisfaction_count + (sat is not None),
+        "last_satisfaction": sat if sat is not None else p.last_satisfaction,
+        "ratings": p.ratings + rated,
+        "rating_sum": p.rating_sum + (event.rating or 0),
+        "last_rating": event.rating if rated else p.last_rating,
+        "last_nps": event.nps if event.nps is not None else p.last_nps,
+    }
