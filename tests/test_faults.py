@@ -37,8 +37,9 @@ from streamproc.stack import free_port, start_redis, stop_process
 from streamproc.verify import compare, reference
 from tests.conftest import processed, report, wait_for
 
-pytestmark = pytest.mark.e2e
 N = int(os.environ.get("FAULT_EVENTS", "20000"))
+LIMIT_S = max(300, N // 100)  # generous: about ten times the time a healthy worker needs
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(LIMIT_S)]
 PAUSE_S = float(os.environ.get("FAULT_PAUSE_S", "30"))
 
 
@@ -47,7 +48,7 @@ def events(seed: int) -> list[dict[str, Any]]:
     return list(generate(GeneratorConfig(customers=customers, days=120, seed=seed)))[:N]
 
 
-def wait_processed(redis_url: str, target: int, procs: list[Any], timeout_s: float = 600) -> None:
+def wait_processed(redis_url: str, target: int, procs: list[Any], timeout_s: float = LIMIT_S) -> None:
     def done() -> bool:
         assert all(p.poll() is None for p in procs), "a process died"
         return processed(redis_url) >= target
