@@ -129,7 +129,11 @@ def stats(redis_url: str) -> dict[str, str]:
 
 
 def processed(redis_url: str) -> int:
-    return sum(int(v) for k, v in stats(redis_url).items() if k.startswith("in:"))
+    """Records the worker has handled; -1 while Redis is restarting or loading its data."""
+    try:
+        return sum(int(v) for k, v in stats(redis_url).items() if k.startswith("in:"))
+    except (redis.exceptions.BusyLoadingError, redis.exceptions.ConnectionError):
+        return -1
 
 
 FIGURES: list[str] = []
