@@ -4,11 +4,10 @@
 
     StreamprocError
     ├── ConfigError        settings or topic contracts are wrong; the message says which and how to fix it
-    ├── StackError         the embedded broker or Redis could not be started or reached
-    └── ContractError      an event or record does not match its topic contract (carries a reason code)
+    └── StackError         the embedded broker or Redis could not be started or reached
 
-Bad input never escapes an agent as an exception: the decoder returns a ``Rejection`` value,
-which goes to the dead-letter topic. ``ContractError`` is for tools that want to raise.
+Bad input is not an exception here: the decoder returns a ``Rejection`` value (reason code
+and message), which goes to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -24,12 +23,3 @@ class ConfigError(StreamprocError):
 
 class StackError(StreamprocError):
     """A component of the embedded stack failed to start or answer."""
-
-
-class ContractError(StreamprocError):
-    """A record violates its topic contract."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
