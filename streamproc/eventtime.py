@@ -16,13 +16,23 @@ def tp_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+def partition_of(key: str) -> int:
+    """The partition number of a ``"topic:partition"`` key."""
+    return int(key.rpartition(":")[2])
+
+
+def observe(high: dict[str, float], topic: str, partition: int, ts: float) -> None:
+    """Raise the high mark of ``topic:partition`` to ``ts`` if it is newer (in place)."""
+    key = tp_key(topic, partition)
+    if ts > high.get(key, float("-inf")):
+        high[key] = ts
+
+
 def advance(high: Mapping[str, float], seen: Iterable[tuple[str, int, float]]) -> dict[str, float]:
     """High marks after records ``(topic, partition, ts)``; marks only move forward."""
     out = dict(high)
     for topic, partition, ts in seen:
-        key = tp_key(topic, partition)
-        if ts > out.get(key, float("-inf")):
-            out[key] = ts
+        observe(out, topic, partition, ts)
     return out
 
 
@@ -35,9 +45,8 @@ def watermarks(high: Mapping[str, float], inputs: Iterable[str], lateness_s: flo
     names = set(inputs)
     lowest: dict[int, float] = {}
     for key, ts in high.items():
-        topic, _, part = key.rpartition(":")
-        if topic in names:
-            p = int(part)
+        if key.rpartition(":")[0] in names:
+            p = partition_of(key)
             lowest[p] = min(lowest.get(p, ts), ts)
     return {p: ts - lateness_s for p, ts in lowest.items()}
 

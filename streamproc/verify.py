@@ -19,7 +19,7 @@ from aiokafka.partitioner import murmur2
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Population, Rules
-from streamproc.eventtime import is_late, tp_key
+from streamproc.eventtime import is_late, observe
 from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
 from streamproc.ingest.events import InputEvent
 from streamproc.pipeline import apply_batch
@@ -67,7 +67,7 @@ def _intake(records: Iterable[Record], contracts: Contracts, settings: Settings,
         if is_late(high, topic, p, ts, settings.allowed_lateness_s):
             counters["dlq:late_event"] += 1
             continue
-        high[tp_key(topic, p)] = max(high.get(tp_key(topic, p), ts), ts)
+        observe(high, topic, p, ts)
         events.append(d.event)
     return events
 

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.records import SegmentChange
-from streamproc.eventtime import is_late, tp_key, watermarks
+from streamproc.eventtime import is_late, observe, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
 from streamproc.ingest.events import InputEvent
 from streamproc.ingest.pseudonym import Pseudonymiser
@@ -141,9 +141,9 @@ class Processor:
         started = time.time()
         decoded = self._decode(records, failure)
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
-        tps = sorted({tp_key(r.topic, r.partition) for r in records})
+        tps = {tp_key(r.topic, r.partition) for r in records}
         parts = {r.partition for r in records}
-        loaded = await self.store.load(customers, tps)
+        loaded = await self.store.load(customers, sorted(tps))
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(fresh),
@@ -159,7 +159,7 @@ class Processor:
         await self.store.write(Changes(
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
             offsets=self._offsets(records, loaded.offsets), started_at=started, stats=intake.stats,
-            high_marks={tp: ts for tp, ts in intake.high.items() if tp in set(tps)},
+            high_marks={tp: ts for tp, ts in intake.high.items() if tp in tps},
         ), guard)
 
     def _intake(self, fresh: list[tuple[RawRecord, Decoded | Rejection]], high: dict[str, float]) -> Intake:
@@ -175,8 +175,7 @@ class Processor:
                 out.stats[f"late:{r.topic}"] += 1
                 out.rejected.append(Rejection(r.source, "late_event", self._late_message(out.high, r, d), r.value or b""))
                 continue
-            key = tp_key(r.topic, r.partition)
-            out.high[key] = max(out.high.get(key, ts), ts)
+            observe(out.high, r.topic, r.partition, ts)
             out.events.append(d.event)
             out.record_of[id(d.event)] = r
             out.partition_of[d.event.customer_id] = r.partition

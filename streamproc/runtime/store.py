@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.decisions.lifecycle import next_due
+from streamproc.eventtime import partition_of
 from streamproc.runtime.keys import Keys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
@@ -84,7 +85,7 @@ class Store:
     async def load(self, customers: list[str], tps: list[str]) -> Loaded:
         by_partition: dict[int, list[str]] = {}
         for tp in tps:
-            by_partition.setdefault(int(tp.rpartition(":")[2]), []).append(tp)
+            by_partition.setdefault(partition_of(tp), []).append(tp)
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
             for cid in customers:
@@ -132,7 +133,7 @@ class Store:
                 self._write_profile(pipe, p, ch.partition_of[cid])
             self._write_outputs(pipe, ch.outputs)
             for tp, offset in ch.offsets.items():
-                pipe.hset(self.keys.offsets(int(tp.rpartition(":")[2])), tp, offset)
+                pipe.hset(self.keys.offsets(partition_of(tp)), tp, offset)
             if ch.high_marks:
                 pipe.hset(self.keys.watermarks, mapping=dict(ch.high_marks))
             for name, n in ch.stats.items():
