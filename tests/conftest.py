@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.runtime.admin import bootstrap, create_topics
+from streamproc.runtime.admin import create_topics
+from streamproc.runtime.dlq import read_all
+from streamproc.runtime.stats import StatsReader
 from streamproc.settings import DEFAULT_TOPICS_DIR
 from streamproc.stack import start_broker, start_redis, start_worker, stop_process
 
@@ -104,34 +104,15 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         stop_process(p)
 
 
-async def _consume(kafka_url: str, topic: str, n: int, timeout_s: float) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(out) < n and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            out += [orjson.loads(m.value) for msgs in batches.values() for m in msgs]
-    finally:
-        await consumer.stop()
-    return out
-
-
-def consume(kafka_url: str, topic: str, n: int, timeout_s: float = 15.0) -> list[dict[str, Any]]:
-    """Up to ``n`` records of ``topic`` from the beginning (fewer if the timeout passes)."""
-    return asyncio.run(_consume(kafka_url, topic, n, timeout_s))
-
-
-def stats(redis_url: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in redis.Redis.from_url(redis_url).hgetall("sp:stats").items()}
+def consume(kafka_url: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of ``topic`` (read until no new record arrives for a moment)."""
+    return asyncio.run(read_all(kafka_url, topic))
 
 
 def processed(redis_url: str) -> int:
     """Records the worker has handled; -1 while Redis is restarting or loading its data."""
     try:
-        return sum(int(v) for k, v in stats(redis_url).items() if k.startswith("in:"))
+        return StatsReader(redis_url).snapshot(0).processed
     except (redis.exceptions.BusyLoadingError, redis.exceptions.ConnectionError):
         return -1
 

@@ -142,7 +142,7 @@ def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_
     assert r.hget(f"sp:profile:{{{cust('B')}}}", "spend") == "11.7"
     assert r.hget(f"sp:profile:{{{cust('C')}}}", "stage") == "at_risk"
 
-    segments = consume(kafka_url, "segments", 100, timeout_s=5)
+    segments = consume(kafka_url, "segments")
     got = {(s["customer_id"], s["ts"], s["dimension"], s["old"], s["new"], s["reason"], s["cause_event_id"])
            for s in segments}
     clock_raw = sorted({e["customer_id"] for e in clocks})
@@ -156,13 +156,13 @@ def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_
     for s in segments:
         assert s["event_id"] == output_id("segment", s["customer_id"], "lifecycle", s["new"], s["ts"])
 
-    alerts = consume(kafka_url, "alerts", 10, timeout_s=5)
+    alerts = consume(kafka_url, "alerts")
     assert sorted((a["customer_id"], a["rule"], a["ts"], a["severity"], a["cause_event_id"]) for a in alerts) == [
         (cust("A"), "top_customer_at_risk", "2026-01-26T00:00:00+00:00", "warning", None),
         (cust("A"), "unhappy_top_customer", "2026-01-05T00:00:00+00:00", "critical", ev("a5")),
     ]
 
-    dead = consume(kafka_url, "dead-letter", 1, timeout_s=5)
+    dead = consume(kafka_url, "dead-letter")
     assert [(d["reason"], d["source_topic"], d["original"], d["original_encoding"]) for d in dead] == [
         ("malformed_json", "clickstream", "{broken json", "utf-8")]
     assert r.hget("sp:stats", "dlq:clickstream:malformed_json") == "1"

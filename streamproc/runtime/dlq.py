@@ -32,7 +32,7 @@ async def read_all(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[dict
             batches = await consumer.getmany(timeout_ms=200)
             for msgs in batches.values():
                 for m in msgs:
-                    out.append({**orjson.loads(m.value), "dlq_offset": m.offset})
+                    out.append(orjson.loads(m.value))
                     last = time.monotonic()
     finally:
         await consumer.stop()
