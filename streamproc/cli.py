@@ -6,11 +6,17 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streamproc.errors import StreamprocError
 from streamproc.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from rich.console import Console
 
 
 def _logging(level: str) -> None:
@@ -108,7 +114,7 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
         _print_summary(console, result)
 
 
-def _print_summary(console: "Console", result: dict) -> None:  # noqa: F821
+def _print_summary(console: Console, result: dict) -> None:
     from rich.pretty import Pretty
 
     console.rule("summary")
@@ -146,7 +152,7 @@ def generate(customers: int, days: int, seed: int, out: str, publish: bool, dirt
             f.write(raw.replace(b"\n", b" ") + b"\n")
 
 
-def _publish_pairs(pairs: "Iterable[tuple[dict, bytes]]") -> None:  # noqa: F821
+def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
     from rich.progress import Progress
 
     from streamproc.contracts import load_contracts
