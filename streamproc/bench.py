@@ -26,10 +26,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.demo import customers_for
+from streamproc.demo import first_events
 from streamproc.dev import prepare
 from streamproc.errors import StackError
-from streamproc.generate import GeneratorConfig, generate
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.produce import Record, event_records, publish
@@ -48,14 +47,7 @@ class BenchOptions:
 
 
 def backlog(opts: BenchOptions) -> list[dict[str, Any]]:
-    days = 120
-    cfg = GeneratorConfig(customers=customers_for(opts.events, days, opts.seed), days=days, seed=opts.seed)
-    events = []
-    for e in generate(cfg):
-        events.append(e)
-        if len(events) == opts.events:
-            break
-    return events
+    return list(first_events(opts.events, days=120, seed=opts.seed))
 
 
 def _wait(check: Callable[[], bool], procs: list[Any], timeout_s: float, what: str) -> None:

@@ -12,6 +12,7 @@ import math
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,15 @@ def customers_for(events: int, days: int, seed: int) -> int:
     return max(10, math.ceil(events * sample / max(n, 1) * 1.05))
 
 
+def first_events(events: int, days: int, seed: int, customers: int | None = None) -> Iterator[dict[str, Any]]:
+    """The first ``events`` generated events, from enough customers to span about ``days``."""
+    n = customers or customers_for(events, days, seed)
+    return itertools.islice(generate(GeneratorConfig(customers=n, days=days, seed=seed)), events)
+
+
 def demo_records(opts: DemoOptions, contracts: Contracts) -> tuple[list[Record], str]:
     """``opts.events`` input records (dirtied with ``--dirty``) and one customer id among them."""
-    customers = opts.customers or customers_for(opts.events, opts.days, opts.seed)
-    events = generate(GeneratorConfig(customers=customers, days=opts.days, seed=opts.seed))
+    events = first_events(opts.events, opts.days, opts.seed, opts.customers)
     pairs = dirty(events, opts.seed) if opts.dirty else ((e, orjson.dumps(e)) for e in events)
     chosen = list(itertools.islice(pairs, opts.events))
     return list(raw_records(contracts, chosen)), chosen[-1][0]["customer_id"]
