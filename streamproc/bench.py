@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,7 +32,7 @@ from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.produce import Record, event_records, publish
 from streamproc.runtime.stats import StatsReader
 from streamproc.settings import Settings
-from streamproc.stack import Stack, free_port, spawn, start_worker, stop_process
+from streamproc.stack import Stack, free_port, scratch_dir, spawn, start_worker, stop_process
 
 
 @dataclass(frozen=True)
@@ -126,9 +124,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_bench(settings: Settings, opts: BenchOptions, say: Callable[[str], None]) -> dict[str, Any]:
     contracts = load_contracts(settings.topics_dir)
-    workdir = Path(tempfile.mkdtemp(prefix="streamproc-bench-"))
     events = backlog(opts)
-    with prepare(settings, workdir) as stack:
+    with scratch_dir("streamproc-bench-") as workdir, prepare(settings, workdir) as stack:
         say(f"publishing a backlog of {len(events):,} events")
         asyncio.run(publish(stack.kafka_url, event_records(contracts, events)))
         say("measuring the do-nothing Faust agent")

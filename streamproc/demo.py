@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,7 +28,7 @@ from streamproc.generate import GeneratorConfig, generate
 from streamproc.runtime.produce import Record, publish, raw_records
 from streamproc.runtime.stats import Snapshot, StatsReader
 from streamproc.settings import Settings
-from streamproc.stack import Stack, start_worker, stop_process
+from streamproc.stack import Stack, scratch_dir, start_worker, stop_process
 
 
 @dataclass(frozen=True)
@@ -142,9 +140,8 @@ def sample_profile(stack: Stack, settings: Settings, raw_id: str) -> dict[str, A
 
 def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[str, Any]:
     records, sample_id = demo_records(opts, load_contracts(settings.topics_dir))
-    workdir = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
     started = time.monotonic()
-    with prepare(settings, workdir) as stack:
+    with scratch_dir("streamproc-demo-") as workdir, prepare(settings, workdir) as stack:
         worker = start_worker(stack.env(), workdir / "worker.log")
         try:
             pub = Publisher(stack.kafka_url, records)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import tempfile
 from pathlib import Path
 
 from streamproc.contracts import load_contracts
 from streamproc.runtime.admin import create_topics
 from streamproc.settings import Settings
-from streamproc.stack import Stack, start_stack, start_worker, stop_process
+from streamproc.stack import Stack, scratch_dir, start_stack, start_worker, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run_dev(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then stop the worker and everything started here."""
-    workdir = Path(tempfile.mkdtemp(prefix="streamproc-dev-"))
-    with prepare(settings, workdir) as stack:
+    with scratch_dir("streamproc-dev-") as workdir, prepare(settings, workdir) as stack:
         print(f"STREAMPROC_KAFKA_URL={stack.kafka_url}\nSTREAMPROC_REDIS_URL={stack.redis_url}", flush=True)
         worker = start_worker(stack.env(), None)
         signal.signal(signal.SIGTERM, _interrupt)

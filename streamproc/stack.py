@@ -18,8 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +151,19 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder for the logs and data of started processes: removed when the block
+    ends normally, kept (and its path logged) when the block ends with an error."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    except BaseException:
+        log.error("logs of the started processes are kept in %s", path)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def start_stack(kafka_url: str, redis_url: str, workdir: Path) -> Stack:
