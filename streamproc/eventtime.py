@@ -1,15 +1,21 @@
 """Event time: per-partition watermarks over several co-partitioned input topics.
 
 In: the highest event time seen on each input topic-partition (``"topic:partition"`` ->
-epoch seconds). Out: the watermark of each partition number: the *lowest* of its input
-topics' highest event times, less the allowed lateness. Taking the lowest means a fast
-topic (say clickstream) cannot push a partition past events still queued on a slower one
-(say feedback); an input topic that has never carried a record on a partition is left out.
+epoch seconds) and which of them have nothing left to read. Out: the watermark of each
+partition number, the event time up to which every event of that partition has arrived:
+the *lowest* high mark of its busy input topics. Taking the lowest means a fast topic
+(say clickstream) cannot push a partition past events still queued on a slower one (say
+purchases). Events wait in a buffer until the watermark passes them and are then applied
+in event-time order, and timers (inactivity, session ends) fire as it passes them, so the
+order of application does not depend on how topics were interleaved when consumed.
+
+An event older than the high mark of its own topic-partition by more than the allowed
+lateness is late (``is_late``) and dead-lettered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 
 def tp_key(topic: str, partition: int) -> str:
@@ -36,19 +42,35 @@ def advance(high: Mapping[str, float], seen: Iterable[tuple[str, int, float]]) -
     return out
 
 
-def watermarks(high: Mapping[str, float], inputs: Iterable[str], lateness_s: float) -> dict[int, float]:
-    """Watermark per partition number: min over input topics of their high mark, minus lateness.
+def watermarks(high: Mapping[str, float], inputs: Iterable[str], partitions: Iterable[int],
+               idle: Callable[[str], bool], hold_s: float = 0.0) -> dict[int, float]:
+    """Watermark per partition number: the lowest high mark of its input topics, less ``hold_s``.
 
-    >>> watermarks({"clicks:0": 100.0, "buys:0": 40.0, "clicks:1": 70.0}, ["clicks", "buys"], 10)
-    {0: 30.0, 1: 60.0}
+    A topic-partition that ``idle`` says has nothing left to read is left out, so a quiet
+    topic (say feedback) does not hold the others back; one that is not idle but has never
+    carried a record holds the partition at minus infinity (its first records may be the
+    oldest). When every input of a partition is idle, nothing can still arrive before what
+    is held, and the watermark is the newest high mark.
+
+    >>> busy = lambda tp: False
+    >>> watermarks({"clicks:0": 100.0, "buys:0": 40.0, "clicks:1": 70.0, "buys:1": 80.0}, ["clicks", "buys"], [0, 1], busy)
+    {0: 40.0, 1: 70.0}
+    >>> watermarks({"clicks:0": 100.0, "buys:0": 40.0}, ["clicks", "buys"], [0], lambda tp: tp == "buys:0", 10)
+    {0: 90.0}
+    >>> watermarks({"clicks:0": 100.0}, ["clicks", "buys"], [0], busy)
+    {0: -inf}
     """
-    names = set(inputs)
-    lowest: dict[int, float] = {}
-    for key, ts in high.items():
-        if key.rpartition(":")[0] in names:
-            p = partition_of(key)
-            lowest[p] = min(lowest.get(p, ts), ts)
-    return {p: ts - lateness_s for p, ts in lowest.items()}
+    names = list(inputs)
+    out: dict[int, float] = {}
+    for p in partitions:
+        keys = [tp_key(t, p) for t in names]
+        active = [k for k in keys if not idle(k)]
+        if not active:
+            seen = [high[k] for k in keys if k in high]
+            out[p] = max(seen) if seen else float("-inf")
+        else:
+            out[p] = min(high.get(k, float("-inf")) for k in active) - hold_s
+    return out
 
 
 def is_late(high: Mapping[str, float], topic: str, partition: int, ts: float, lateness_s: float) -> bool:

@@ -2,24 +2,27 @@
 
 ``step`` handles one event of one customer::
 
-    duplicate? -> inactivity transitions due before the event -> profile update
-               -> lifecycle transition caused by the event -> alert rules
+    duplicate? -> timers due before the event (session ends, abandoned carts, inactivity,
+                  rescoring) -> profile update -> session -> lifecycle transition caused
+               by the event -> alert rules -> RFM, value and cluster (after purchases and
+               feedback)
 
-``apply_batch`` runs ``step`` over a batch in order; ``sweep`` moves customers with no new
-events through the inactivity transitions that the partition's watermark has passed.
+``apply_batch`` runs ``step`` over a batch in event-time order; ``sweep`` fires the timers
+of customers with no new events that the partition's watermark has passed.
 Nothing here touches Kafka, Redis or the clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from streamproc.decisions import alerts, lifecycle
+from streamproc.decisions import alerts, lifecycle, segments
 from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
-from streamproc.ingest.events import InputEvent
+from streamproc.features import sessions
+from streamproc.ingest.events import Click, InputEvent, Purchase
 from streamproc.state.profile import Profile, apply_event, new_profile
 
 Output = SegmentChange | Alert
@@ -42,13 +45,42 @@ def _transition(p: Profile, t: lifecycle.Transition, cause: str | None, pop: Pop
     return p, [change, *alerts.on_transition(p, t, pop)]
 
 
+def _session_outputs(p: Profile, emitted: list[sessions.Output]) -> list[Output]:
+    return [alerts.on_cart_abandoned(p, o) for o in emitted if isinstance(o, sessions.CartAbandoned)]
+
+
+def next_due(p: Profile, rules: Rules) -> datetime | None:
+    """Event time of the customer's next timer: session end, abandoned cart, inactivity or rescoring."""
+    times = [lifecycle.next_due(p, rules), sessions.next_due(p.visits, rules.sessions),
+             p.scored_at + rules.rescore_every if p.scored_at else None]
+    return min((t for t in times if t is not None), default=None)
+
+
 def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Profile, list[Output]]:
-    """The profile after every inactivity transition due by event time ``now``."""
-    out: list[Output] = []
+    """The profile after every timer due by event time ``now``: session ends and abandoned carts,
+    inactivity transitions, and the periodic rescoring (at the last multiple of
+    ``rescore_every`` after the previous one, so its time does not depend on when it runs)."""
+    visits, emitted = sessions.advance(p.visits, now, rules.sessions)
+    p = replace(p, visits=visits) if visits is not p.visits else p
+    out: list[Output] = _session_outputs(p, emitted)
     for t in lifecycle.inactivity(p, now, rules):
-        p, emitted = _transition(p, t, None, pop)
-        out += emitted
+        p, emitted_t = _transition(p, t, None, pop)
+        out += emitted_t
+    if p.scored_at is not None and p.scored_at + rules.rescore_every <= now:
+        periods = (now - p.scored_at) // rules.rescore_every
+        p, changes = segments.rescore(p, p.scored_at + periods * rules.rescore_every, pop, rules)
+        out += changes
     return p, out
+
+
+def _visit(p: Profile, event: InputEvent, rules: Rules) -> tuple[Profile, list[Output]]:
+    if isinstance(event, Click):
+        visits, emitted = sessions.on_click(p.visits, event, rules.sessions)
+    elif isinstance(event, Purchase):
+        visits, emitted = sessions.on_purchase(p.visits, event, rules.sessions)
+    else:
+        return p, []
+    return replace(p, visits=visits), _session_outputs(p, emitted)
 
 
 def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) -> tuple[Profile, list[Output], bool]:
@@ -61,11 +93,16 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     else:
         p, out = expire(p, event.ts, pop, rules)
     p = apply_event(p, event, rules.dedupe_window)
+    p, emitted = _visit(p, event, rules)
+    out += emitted
     t = lifecycle.on_activity(p, event, rules)
     if t is not None:
         p, emitted = _transition(p, t, event.event_id, pop)
         out += emitted
     out += alerts.on_event(p, event, pop, rules)
+    if p.scored_at is None or not isinstance(event, Click):
+        p, changes = segments.rescore(p, event.ts, pop, rules)
+        out += [replace(c, cause_event_id=event.event_id) for c in changes]
     return p, out, False
 
 
@@ -100,11 +137,11 @@ def apply_batch(
 
 
 def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Population, rules: Rules) -> BatchResult:
-    """Inactivity transitions for each customer up to its partition's watermark ``now[id]``."""
+    """Every timer of each customer up to its partition's watermark ``now[id]``."""
     result = BatchResult()
     for cid, p in profiles.items():
         new, out = expire(p, now[cid], pop, rules)
-        if out:
+        if out or new is not p:
             result.profiles[cid] = new
             result.outputs += out
     return result

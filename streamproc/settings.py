@@ -54,11 +54,48 @@ class Settings(BaseSettings):
     )
     pii_key_version: int = Field(1, ge=1, description="Version written into every key (k<version>_...); bump on rotation.")
     allowed_lateness_s: float = Field(
-        300.0, ge=0, description="Event-time lateness tolerated before inactivity is decided (watermark delay)."
+        300.0, ge=0,
+        description="An event older than the newest on its topic-partition by more than this is dead-lettered as late.",
     )
+    watermark_delay_s: float = Field(
+        0.0, ge=0,
+        description="Event time the watermark trails the newest events by; raise it if producers send a partition's "
+                    "events out of order by more than that (each event then waits as long before it is applied).",
+    )
+    idle_after_s: float = Field(
+        2.0, gt=0,
+        description="A topic-partition with nothing left to read and no record for this long stops holding the "
+                    "watermark back.",
+    )
+    tick_s: float = Field(0.5, gt=0, description="How often held events and due timers are released when no records arrive.")
     new_days: float = Field(14.0, gt=0, description="A customer is 'new' for this many days after first activity.")
     at_risk_days: float = Field(21.0, gt=0, description="Days of event-time inactivity after which a customer is at-risk.")
     churn_days: float = Field(45.0, gt=0, description="Days of event-time inactivity after which a customer is churned.")
+    loyal_purchases: int = Field(5, ge=2, description="Purchases after which an active customer becomes loyal...")
+    loyal_days: float = Field(60.0, ge=0, description="...provided their first activity is at least this many days old.")
+    overdue_factor: float = Field(5.0, gt=1, description="A customer with no visit for this many times their usual "
+                                                        "time between visits becomes at-risk (before at_risk_days).")
+    overdue_sessions: int = Field(5, ge=2, description="Visits needed before a customer's usual time between visits "
+                                                      "is trusted for the overdue rule.")
+    overdue_min_days: float = Field(3.0, ge=0, description="The overdue rule never fires sooner than this many days.")
+    unhappy_ratings: int = Field(1, ge=1, le=5, description="Latest satisfaction scores averaged for the 'unhappy' "
+                                                           "at-risk rule.")
+    unhappy_max: float = Field(0.25, ge=0, le=1, description="An active customer whose recent mean satisfaction (0-1) "
+                                                            "is at or below this becomes at-risk (0.25: a rating of 2).")
+    recover_margin: float = Field(0.2, ge=0, le=1, description="An unhappy at-risk customer is active again once their "
+                                                              "recent mean exceeds unhappy_max by this much.")
+    session_gap_min: float = Field(30.0, gt=0, description="Minutes without a click that end a clickstream session.")
+    cart_abandon_min: float = Field(
+        60.0, ge=0, description="Minutes after a session's last click within which a purchase saves its cart from "
+                                "counting as abandoned.")
+    rescore_days: float = Field(7.0, gt=0, description="Days of event time after which a quiet customer's RFM, value "
+                                                       "and cluster are scored again.")
+    ltv_horizon_days: float = Field(90.0, gt=0, description="Horizon of expected purchases and CLV, in days.")
+    ltv_refit_days: float = Field(7.0, gt=0, description="Days of event time between fits of the population's "
+                                                         "lifetime-value parameters and cluster model.")
+    segment_margin: float = Field(0.02, ge=0, le=0.1, description="Hysteresis of RFM scores and value tiers, in "
+                                                                  "quantile points beyond a cut point.")
+    clusters: int = Field(5, ge=2, le=20, description="Number of behaviour clusters.")
     low_rating_max: int = Field(2, ge=1, le=5, description="Ratings at or below this are 'low' for alerts.")
     low_nps_max: int = Field(4, ge=0, le=10, description="NPS answers at or below this are 'low' for alerts.")
     top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")

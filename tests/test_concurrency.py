@@ -20,7 +20,7 @@ from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.keys import Keys
-from streamproc.runtime.processor import Processor, RawRecord
+from streamproc.runtime.processor import Ordering, Processor, RawRecord
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
 
@@ -52,7 +52,7 @@ async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: 
         store = store_class(aioredis.Redis.from_url(redis_url), Keys(), Rules(), 0.2, 10, 10.0)
         keys = s.pseudonymiser()
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
-        return Processor(store, send, contracts, dec, keys, 300.0)
+        return Processor(store, send, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
 
     old = [RawRecord("clickstream", 0, i, click(i)) for i in range(0, 20)]
     new = [RawRecord("clickstream", 0, i, click(i)) for i in range(0, 40)]
@@ -71,7 +71,7 @@ def test_concurrent_batches_of_one_partition_lose_nothing(kafka_url, redis_url, 
     asyncio.run(run_pair(kafka_url, redis_url, contracts))
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     key = Settings().pseudonymiser().customer("Z1")
-    assert r.hget(f"sp:profile:{{{key}}}", "events") == "40"
+    assert orjson.loads(r.get(f"sp:profile:{{{key}}}"))["events"] == 40
     assert r.hget("sp:offsets:{p0}", "clickstream:0") == "39"
     assert int(r.hget("sp:stats", "applied")) == 40
     assert int(r.hget("sp:stats", "redelivered")) == 20

@@ -9,12 +9,12 @@ import sys
 
 import orjson
 import pytest
-import redis
 
 from streamproc.contracts import Contracts
 from streamproc.runtime.produce import event_records, publish
 from streamproc.settings import Settings
 from streamproc.stack import stop_process
+from streamproc.runtime.stats import StatsReader
 from tests.conftest import processed, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -52,8 +52,8 @@ def test_dlq_counts_and_replay_after_fix(kafka_url, redis_url, worker_env, spawn
     spawn_worker({**worker_env, "STREAMPROC_FX_RATES": '{"EUR": 1.0, "CHF": 1.05}'}, "fixed-worker")
     out = cli(worker_env, "dlq", "replay", "--reason", "unknown_currency")
     assert "replayed 1 record(s)" in out
-    profile = f"sp:profile:{{{KEYS.customer('D1')}}}"
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    wait_for(lambda: r.hget(profile, "purchases") == "2", 60,
-             f"the replayed purchase ({r.hgetall('sp:stats')}, {r.hgetall('sp:offsets')})")
-    assert r.hget(profile, "spend") == "115.0"
+    reader = StatsReader(redis_url)
+    customer = KEYS.customer("D1")
+    wait_for(lambda: reader.profile(customer).purchases == 2, 60,
+             f"the replayed purchase ({reader.snapshot(0).counters})")
+    assert reader.profile(customer).spend == 115.0

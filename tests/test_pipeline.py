@@ -138,13 +138,15 @@ def test_failing_event_is_returned_not_raised(monkeypatch: pytest.MonkeyPatch) -
 
 def test_profile_codec_round_trip() -> None:
     p, _ = run([click("a", 0), buy("b", 1), rate("c", 2, rating=5)])
-    h = {k.encode(): v.encode() if isinstance(v, str) else v for k, v in codec.encode(p).items()}
-    assert codec.decode(h) == p
-    assert codec.decode({}) is None
+    assert codec.loads(Profile, codec.dumps(p)) == p
 
 
-def test_watermark_is_slowest_input_less_lateness() -> None:
+def test_watermark_is_slowest_busy_input() -> None:
     high = advance({}, [("clicks", 0, 100.0), ("buys", 0, 40.0), ("clicks", 1, 70.0), ("clicks", 0, 90.0)])
     assert high == {"clicks:0": 100.0, "buys:0": 40.0, "clicks:1": 70.0}
-    assert watermarks(high, ["clicks", "buys"], 10) == {0: 30.0, 1: 60.0}
-    assert watermarks({"other:0": 5.0}, ["clicks"], 0) == {}
+    busy = lambda tp: False  # noqa: E731
+    assert watermarks(high, ["clicks", "buys"], [0, 1], busy, 10) == {0: 30.0, 1: float("-inf")}
+    idle_buys = lambda tp: tp.startswith("buys")  # noqa: E731
+    assert watermarks(high, ["clicks", "buys"], [0, 1], idle_buys) == {0: 100.0, 1: 70.0}
+    assert watermarks(high, ["clicks", "buys"], [0], lambda tp: True) == {0: 100.0}
+    assert watermarks({}, ["clicks"], [3], lambda tp: True) == {3: float("-inf")}

@@ -6,6 +6,8 @@ rule                        severity   fires when
 ``unhappy_top_customer``    critical   a rating <= ``low_rating_max`` (or NPS <= ``low_nps_max``)
                                        from a customer whose spend is in the top fraction
 ``top_customer_at_risk``    warning    a top-fraction customer becomes at_risk
+``cart_abandoned``          info       a session ended with items in the cart and no purchase
+                                       followed within the abandonment window
 =========================== ========== ==================================================
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from streamproc.decisions.lifecycle import Transition
 from streamproc.decisions.records import Alert
+from streamproc.features.sessions import CartAbandoned
 from streamproc.decisions.rules import Population, Rules
 from streamproc.ingest.events import Feedback, InputEvent
 from streamproc.state.profile import Profile
@@ -47,3 +50,14 @@ def on_transition(p: Profile, t: Transition, pop: Population) -> list[Alert]:
         cause_event_id=None,
         details={"spend": p.spend, "top_spend": pop.top_spend, "last_seen": p.last_seen.isoformat()},
     )]
+
+
+def on_cart_abandoned(p: Profile, cart: CartAbandoned) -> Alert:
+    """The alert of a cart left behind, timed when its purchase window closed."""
+    return Alert(
+        customer_id=p.customer_id, ts=cart.at, rule="cart_abandoned", severity="info",
+        message=f"cart of {cart.units} unit(s) worth {cart.value:.2f} left in the session ending {cart.session_end.isoformat()}",
+        cause_event_id=None,
+        details={"units": cart.units, "value": cart.value, "session_start": cart.session_start.isoformat(),
+                 "session_end": cart.session_end.isoformat()},
+    )

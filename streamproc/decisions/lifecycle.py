@@ -1,11 +1,21 @@
-"""Lifecycle stages in event time: new, active, at_risk, churned, reactivated.
+"""Lifecycle stages in event time: new, active, loyal, at_risk, churned, reactivated.
 
 =============== ==================================================================
 ``new``         first activity; stays new for ``new_for``
 ``active``      a second purchase, or any activity once older than ``new_for``
-``at_risk``     no activity for ``at_risk_after`` (event time)
+``loyal``       an active customer's purchase that brings them to ``loyal_purchases``
+                purchases or more, once their first activity is ``loyal_after`` old
+``at_risk``     no activity for ``at_risk_after`` (event time), or sooner once overdue:
+                no visit for ``overdue_factor`` times the customer's usual time between
+                visits; or, while still active,
+                the mean of the last ``unhappy_ratings`` satisfaction scores falls to
+                ``unhappy_max`` or below (feedback turning negative is the earliest sign
+                of a customer drifting away)
 ``churned``     no activity for ``churned_after``
-``reactivated`` activity while at_risk or churned; becomes active on its next purchase
+``reactivated`` activity while at_risk (for inactivity) or churned; becomes active on its
+                next purchase. A customer at risk for being unhappy stays at risk while
+                active, until their recent satisfaction recovers above ``unhappy_max +
+                recover_margin`` (back to active) or they go quiet (churned).
 =============== ==================================================================
 
 Inactivity changes are timed at ``last_seen + threshold``, never at the moment they are
@@ -15,13 +25,16 @@ noticed, so a replay and a live run give the same transitions with the same time
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from streamproc.decisions.rules import Rules
-from streamproc.ingest.events import InputEvent, Purchase
+from streamproc.ingest.events import Feedback, InputEvent, Purchase
 from streamproc.state.profile import Profile
 
 DORMANT = ("at_risk", "churned")
+STEADY = ("new", "active", "loyal", "reactivated")
+UNHAPPY = "satisfaction falling"
+OVERDUE = "overdue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +47,47 @@ class Transition:
     reason: str
 
 
+def _risk_due(p: Profile, rules: Rules) -> tuple[datetime, str]:
+    """When a quiet customer becomes at-risk, and why: ``at_risk_after`` of inactivity, or
+    sooner when they are overdue, ``overdue_factor`` times their usual time between visits
+    (at least ``overdue_min``) once ``overdue_sessions`` visits show what usual is."""
+    plain = (p.last_seen + rules.at_risk_after, f"no activity for {rules.at_risk_after.days} days")
+    if p.sessions < rules.overdue_sessions:
+        return plain
+    usual = (p.last_seen - p.first_seen) / (p.sessions - 1)
+    wait = max(usual * rules.overdue_factor, rules.overdue_min)
+    if wait >= rules.at_risk_after:
+        return plain
+    return p.last_seen + wait, (f"{OVERDUE}: no visit for {_span(wait)}, {rules.overdue_factor:g}x the usual "
+                                f"{_span(usual)} between visits")
+
+
+def _span(t: timedelta) -> str:
+    """``3.0 days`` or ``5.0 hours``.
+
+    >>> _span(timedelta(days=3)), _span(timedelta(hours=5))
+    ('3.0 days', '5.0 hours')
+    """
+    days = t.total_seconds() / 86400
+    return f"{days:.1f} days" if days >= 1 else f"{days * 24:.1f} hours"
+
+
 def next_due(p: Profile, rules: Rules) -> datetime | None:
     """Event time at which inactivity would next change the stage, if nothing happens."""
     if p.stage == "churned":
         return None
     if p.stage == "at_risk":
         return p.last_seen + rules.churned_after
-    return p.last_seen + rules.at_risk_after
+    return _risk_due(p, rules)[0]
 
 
 def inactivity(p: Profile, now: datetime, rules: Rules) -> list[Transition]:
     """Every inactivity transition due at or before event time ``now``."""
     out: list[Transition] = []
     stage = p.stage
-    if stage not in DORMANT and p.last_seen + rules.at_risk_after <= now:
-        out.append(Transition(stage or None, "at_risk", p.last_seen + rules.at_risk_after,
-                              f"no activity for {rules.at_risk_after.days} days"))
+    at, reason = _risk_due(p, rules)
+    if stage not in DORMANT and at <= now:
+        out.append(Transition(stage or None, "at_risk", at, reason))
         stage = "at_risk"
     if stage == "at_risk" and p.last_seen + rules.churned_after <= now:
         out.append(Transition(stage, "churned", p.last_seen + rules.churned_after,
@@ -63,6 +101,8 @@ def on_activity(p: Profile, event: InputEvent, rules: Rules) -> Transition | Non
         return Transition(None, "new", event.ts, "first activity")
     if p.stage in DORMANT and p.stage_since is not None and event.ts <= p.stage_since:
         return None  # a late event from before the customer went dormant: counted, not a comeback
+    if p.stage == "at_risk" and p.stage_reason.startswith(UNHAPPY):
+        return _recovered(p, event, rules)
     if p.stage in DORMANT:
         return Transition(p.stage, "reactivated", event.ts, f"active again after {p.stage.replace('_', '-')}")
     if p.stage == "new" and p.purchases >= 2 and isinstance(event, Purchase):
@@ -71,7 +111,36 @@ def on_activity(p: Profile, event: InputEvent, rules: Rules) -> Transition | Non
         return Transition("new", "active", event.ts, f"still active {rules.new_for.days} days after first activity")
     if p.stage == "reactivated" and isinstance(event, Purchase) and p.stage_since and event.ts > p.stage_since:
         return Transition("reactivated", "active", event.ts, "purchase after reactivation")
+    if p.stage in STEADY and isinstance(event, Feedback) and (mean := _unhappy(p, rules)) is not None:
+        what = "latest score" if rules.unhappy_ratings == 1 else f"mean of the last {rules.unhappy_ratings} scores"
+        return Transition(p.stage, "at_risk", event.ts, f"{UNHAPPY}: {what} is {mean:.2f}")
+    if p.stage == "active" and isinstance(event, Purchase) and _loyal(p, event, rules):
+        days = (event.ts - p.first_seen).days
+        return Transition("active", "loyal", event.ts, f"{p.purchases} purchases over {days} days")
     return None
+
+
+def _unhappy(p: Profile, rules: Rules) -> float | None:
+    """The recent mean satisfaction if it is low enough to put the customer at risk."""
+    recent = p.recent_satisfaction[-rules.unhappy_ratings:]
+    if len(recent) < rules.unhappy_ratings:
+        return None
+    mean = sum(recent) / len(recent)
+    return mean if mean <= rules.unhappy_max else None
+
+
+def _recovered(p: Profile, event: InputEvent, rules: Rules) -> Transition | None:
+    recent = p.recent_satisfaction[-rules.unhappy_ratings:]
+    if not isinstance(event, Feedback) or not recent:
+        return None
+    mean = sum(recent) / len(recent)
+    if mean <= rules.unhappy_max + rules.recover_margin:
+        return None
+    return Transition("at_risk", "active", event.ts, f"satisfaction recovered: recent mean {mean:.2f}")
+
+
+def _loyal(p: Profile, event: InputEvent, rules: Rules) -> bool:
+    return p.purchases >= rules.loyal_purchases and event.ts - p.first_seen >= rules.loyal_after
 
 
 def enter(p: Profile, t: Transition) -> Profile:

@@ -1,23 +1,46 @@
-"""The thresholds the decision functions read, as one small frozen value."""
+"""The thresholds the decision functions read, and what they know about the population.
+
+``Rules`` is one small frozen value built from ``Settings``; ``Population`` is read from
+Redis by the store once per batch (quantile bounds, the top-spend threshold) and kept up
+to date by the worker (lifetime-value parameters and the cluster model, by version).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from streamproc.features.sessions import SessionRules
 from streamproc.settings import Settings
+
+if TYPE_CHECKING:
+    from streamproc.decisions.rfm import Bounds
+    from streamproc.models.btyd import LtvParams
+    from streamproc.models.clusters import ClusterModel
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """Thresholds for lifecycle stages and alerts (see ``Settings`` for their meaning)."""
+    """Thresholds for lifecycle stages, sessions, scoring and alerts (see ``Settings`` for their meaning)."""
 
     new_for: timedelta = timedelta(days=14)
     at_risk_after: timedelta = timedelta(days=21)
     churned_after: timedelta = timedelta(days=45)
+    loyal_purchases: int = 5
+    loyal_after: timedelta = timedelta(days=60)
+    overdue_factor: float = 5.0
+    overdue_sessions: int = 5
+    overdue_min: timedelta = timedelta(days=3)
+    unhappy_ratings: int = 1
+    unhappy_max: float = 0.25
+    recover_margin: float = 0.2
     low_rating_max: int = 2
     low_nps_max: int = 4
     dedupe_window: int = 64
+    sessions: SessionRules = SessionRules()
+    rescore_every: timedelta = timedelta(days=7)
+    ltv_horizon_days: float = 90.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> Rules:
@@ -25,21 +48,40 @@ class Rules:
             new_for=timedelta(days=s.new_days),
             at_risk_after=timedelta(days=s.at_risk_days),
             churned_after=timedelta(days=s.churn_days),
+            loyal_purchases=s.loyal_purchases,
+            loyal_after=timedelta(days=s.loyal_days),
+            overdue_factor=s.overdue_factor,
+            overdue_sessions=s.overdue_sessions,
+            overdue_min=timedelta(days=s.overdue_min_days),
+            unhappy_ratings=s.unhappy_ratings,
+            unhappy_max=s.unhappy_max,
+            recover_margin=s.recover_margin,
             low_rating_max=s.low_rating_max,
             low_nps_max=s.low_nps_max,
             dedupe_window=s.dedupe_window,
+            sessions=SessionRules(timedelta(minutes=s.session_gap_min), timedelta(minutes=s.cart_abandon_min)),
+            rescore_every=timedelta(days=s.rescore_days),
+            ltv_horizon_days=s.ltv_horizon_days,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """What a decision needs to know about all customers: the spend of the top fraction.
+    """What a decision needs to know about all customers.
 
     ``top_spend`` is the smallest total spend inside the top fraction of customers, or
-    ``None`` while too few customers have spent for the rank to mean anything.
+    ``None`` while too few customers have spent for the rank to mean anything; the same
+    holds for the quantile ``Bounds`` of last-purchase time, orders, spend and CLV.
+    ``ltv`` and ``clusters`` are ``None`` until the first population fit.
     """
 
     top_spend: float | None = None
+    recency: Bounds | None = None
+    frequency: Bounds | None = None
+    monetary: Bounds | None = None
+    clv: Bounds | None = None
+    ltv: LtvParams | None = None
+    clusters: ClusterModel | None = None
 
     def is_top_spender(self, spend: float) -> bool:
         return self.top_spend is not None and spend > 0 and spend >= self.top_spend

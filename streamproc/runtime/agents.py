@@ -8,15 +8,19 @@ by one loop in order: no two coroutines ever read-modify-write the same customer
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 import logging
 import faust
+from aiokafka.errors import IllegalStateError
+from faust.types import TP
 import redis.asyncio as aioredis
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.keys import Keys
-from streamproc.runtime.processor import Processor, RawRecord
+from streamproc.runtime.refit import Refitter
+from streamproc.runtime.processor import Ordering, Processor, RawRecord
 from streamproc.runtime.store import Store
 from streamproc.settings import DEV_SECRET, Settings
 
@@ -29,8 +33,10 @@ def redis_client(settings: Settings) -> aioredis.Redis:
 
 
 def build_processor(app: faust.App, settings: Settings, contracts: Contracts) -> Processor:
-    store = Store(redis_client(settings), Keys(settings.key_prefix), Rules.from_settings(settings),
-                  settings.top_spend_fraction, settings.min_population, settings.redis_timeout_s)
+    client, keys_ = redis_client(settings), Keys(settings.key_prefix)
+    store = Store(client, keys_, Rules.from_settings(settings), settings.top_spend_fraction,
+                  settings.min_population, settings.redis_timeout_s, settings.segment_margin)
+    refit = Refitter(client, keys_, timedelta(days=settings.ltv_refit_days), settings.clusters)
 
     async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future
         return await app.producer.send(topic, key, value, None, None, None)
@@ -38,7 +44,23 @@ def build_processor(app: faust.App, settings: Settings, contracts: Contracts) ->
     keys = settings.pseudonymiser()
     bounds = TimeBounds(settings.min_event_time, settings.max_clock_skew_s)
     decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, keys, bounds)
-    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s)
+    order = Ordering(delay_s=settings.watermark_delay_s, idle_after_s=settings.idle_after_s,
+                     pending=lambda tp, offset: _pending(app, tp, offset))
+    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s, order, refit)
+
+
+def _pending(app: faust.App, tp: str, applied: int) -> bool:
+    """Whether the consumer knows of records on ``tp`` past ``applied`` (its last fetch's high watermark)."""
+    topic, _, partition = tp.rpartition(":")
+    try:
+        highwater = app.consumer.highwater(TP(topic, int(partition)))
+    except (IllegalStateError, KeyError):
+        return False  # not assigned here: nothing of it can reach this worker
+    return highwater is None or highwater - 1 > applied
+
+
+def _assigned(app: faust.App, inputs: set[str]) -> list[int]:
+    return sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in inputs})
 
 
 def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
@@ -46,9 +68,18 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     inputs = app.topic(*[t.name for t in contracts.inputs], value_type=bytes, value_serializer="raw",
                        key_type=bytes, key_serializer="raw", partitions=contracts.inputs[0].partitions)
 
+    names = {t.name for t in contracts.inputs}
+    processor = build_processor(app, settings, contracts)
+
+    @app.timer(settings.tick_s, on_leader=False)
+    async def release() -> None:
+        """Release held events and fire timers of this worker's partitions when no records arrive."""
+        if app.rebalancing:
+            return
+        await processor.tick(_assigned(app, names))
+
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
-        processor = build_processor(app, settings, contracts)
         gc.freeze()  # start-up objects (schemas, Faust's graph) are never garbage: skip them in collections
         if settings.pii_secret.get_secret_value() == DEV_SECRET:
             log.warning("STREAMPROC_PII_SECRET is the development default: set a secret of your own in production")

@@ -12,12 +12,18 @@ class Keys:
     ============================== ======= ===============================================
     key                            type    holds
     ============================== ======= ===============================================
-    ``P:profile:{customer}``       hash    the customer profile (see ``state.profile``)
+    ``P:profile:{customer}``       string  the customer profile as JSON (see ``state.profile``)
     ``P:due:{pN}``                 zset    customers of partition N by next inactivity time
+    ``P:buffer:{pN}``              zset    events of partition N waiting for the watermark, by event time
     ``P:offsets:{pN}``             hash    ``topic:N`` -> last applied offset of that partition
     ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
-    ``P:spend``                    zset    customer -> total spend (population ranks)
-    ``P:segments:lifecycle``       hash    stage -> number of customers
+    ``P:spend``                    zset    customer -> total spend (population ranks, RFM M)
+    ``P:pop:<dim>``                zset    customer -> last purchase time (recency), orders
+                                           (frequency) or CLV: population quantiles
+    ``P:models``                   hash    version, lifetime-value parameters, cluster model,
+                                           next fit time (see ``runtime.refit``)
+    ``P:segments:<dimension>``     hash    segment -> number of customers (lifecycle, rfm, value,
+                                           cluster)
     ``P:stats``                    hash    counters (``in:<topic>``, applied, duplicates, ...)
     ``P:recent:alerts``            list    the latest alerts as JSON, newest first
     ============================== ======= ===============================================
@@ -31,6 +37,9 @@ class Keys:
     def due(self, partition: int) -> str:
         return f"{self.prefix}:due:{{p{partition}}}"
 
+    def buffer(self, partition: int) -> str:
+        return f"{self.prefix}:buffer:{{p{partition}}}"
+
     def offsets(self, partition: int) -> str:
         """Applied offsets of partition number N of every input topic; a worker WATCHes it."""
         return f"{self.prefix}:offsets:{{p{partition}}}"
@@ -43,9 +52,19 @@ class Keys:
     def spend(self) -> str:
         return f"{self.prefix}:spend"
 
+    def pop(self, dim: str) -> str:
+        return f"{self.prefix}:pop:{dim}"
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}:models"
+
+    def segments(self, dimension: str) -> str:
+        return f"{self.prefix}:segments:{dimension}"
+
     @property
     def lifecycle_counts(self) -> str:
-        return f"{self.prefix}:segments:lifecycle"
+        return self.segments("lifecycle")
 
     @property
     def stats(self) -> str:

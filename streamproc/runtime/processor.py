@@ -22,7 +22,7 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -33,13 +33,16 @@ from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.records import SegmentChange
-from streamproc.eventtime import is_late, observe, tp_key, watermarks
+from streamproc.eventtime import is_late, observe, partition_of, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
 from streamproc.ingest.events import InputEvent
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ingest.redact import redact
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
-from streamproc.runtime.store import Changes, Loaded, Store
+from streamproc.decisions.rules import Population
+from streamproc.runtime.refit import Refitter
+from streamproc.runtime.store import Changes, Held, Loaded, Store, Waiting
+from streamproc.state.profile import Profile
 
 log = logging.getLogger(__name__)
 BUG_RETRIES = 3
@@ -73,6 +76,21 @@ class Intake:
     stats: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class Ordering:
+    """How events are put in event-time order (see ``streamproc.eventtime``).
+
+    ``pending(tp, applied_offset)`` says whether the consumer knows of records on ``tp``
+    beyond ``applied_offset``; ``clock`` is the wall clock idleness is measured with.
+    """
+
+    delay_s: float = 0.0
+    idle_after_s: float = 2.0
+    release_limit: int = 5000
+    clock: Callable[[], float] = time.monotonic
+    pending: Callable[[str, int], bool] = lambda tp, offset: False
+
+
 def dead_letter(rej: Rejection, keys: Pseudonymiser) -> dict[str, object]:
     """The dead-letter record of a rejection: original bytes with identifiers keyed."""
     raw = redact(rej.raw, keys)
@@ -96,23 +114,33 @@ class Processor:
     """Applies batches of records; owns no Faust object, only a Store and a send function."""
 
     def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
-                 keys: Pseudonymiser, lateness_s: float) -> None:
+                 keys: Pseudonymiser, lateness_s: float, order: Ordering | None = None,
+                 refit: Refitter | None = None) -> None:
         self.store, self.send, self.decoder, self.keys, self.lateness_s = store, send, decoder, keys, lateness_s
+        self.order, self.refit = order or Ordering(), refit
         self.types = {t.name: t.event_type for t in contracts.inputs}
         self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter")}
+        self._arrivals: dict[str, float] = {}
+        self._started = self.order.clock()
+        self._lock = asyncio.Lock()
 
-    async def handle(self, records: list[RawRecord]) -> None:
-        """Apply ``records``; returns only once their effects are durable.
+    async def handle(self, records: list[RawRecord], partitions: Iterable[int] = ()) -> None:
+        """Apply ``records`` (and release what waits on ``partitions``); returns only once their
+        effects are durable. Batches and ticks run one at a time.
 
         Broker or Redis outages are retried until they end. Any other error is retried
         ``BUG_RETRIES`` times, then every record of the batch is dead-lettered with reason
         ``processing_error`` and the error's text, so the stream moves on and nothing is lost.
         """
+        async with self._lock:
+            await self._retrying(records, tuple(partitions))
+
+    async def _retrying(self, records: list[RawRecord], partitions: tuple[int, ...]) -> None:
         failure: str | None = None
         delay, bugs = 0.5, 0
         while True:
             try:
-                return await self._handle(records, failure)
+                return await self._handle(records, failure, partitions)
             except WatchError:
                 log.info("another worker applied records of these partitions meanwhile; re-reading the batch")
                 continue
@@ -133,34 +161,84 @@ class Processor:
         now = datetime.now(timezone.utc)
         return [(r, self.decoder.decode(r.value, r.source, self.types[r.topic], now)) for r in records]
 
-    async def _handle(self, records: list[RawRecord], failure: str | None) -> None:
-        async with self.store.guard(r.partition for r in records) as guard:
-            await self._apply(records, failure, guard)
+    async def _handle(self, records: list[RawRecord], failure: str | None, partitions: Iterable[int] = ()) -> None:
+        parts = sorted({r.partition for r in records} | set(partitions))
+        async with self.store.guard(parts) as guard:
+            await self._apply(records, failure, parts, guard)
 
-    async def _apply(self, records: list[RawRecord], failure: str | None, guard: Any) -> None:
+    async def tick(self, partitions: Iterable[int]) -> None:
+        """Release held events and fire due timers of ``partitions`` when no records arrive."""
+        parts = sorted(set(partitions))
+        if parts:
+            await self.handle([], parts)
+
+    async def _apply(self, records: list[RawRecord], failure: str | None, parts: list[int], guard: Any) -> None:
         started = time.time()
         decoded = self._decode(records, failure)
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
-        tps = {tp_key(r.topic, r.partition) for r in records}
-        parts = {r.partition for r in records}
-        loaded = await self.store.load(customers, sorted(tps))
+        loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(fresh),
                       self._offsets(records), loaded.offsets)
         intake = self._intake(fresh, loaded.high_marks)
-        result = apply_batch(intake.events, loaded.profiles, loaded.population, self.store.rules)
+        offsets = self._offsets(records, loaded.offsets)
+        self._arrived(r for r, _ in fresh)
+        wm = watermarks(intake.high, self.types, parts, lambda tp: self._idle(tp, offsets), self.order.delay_s)
+        waiting = await self.store.waiting(wm, self.order.release_limit)
+        ready, held = self._release(intake, waiting, wm)
+        if not (records or ready or waiting.due):
+            return
+        profiles = await self._profiles(loaded, ready, waiting)
+        result = apply_batch(ready, profiles, loaded.population, self.store.rules)
         self._account(result, intake)
-        wm = {p: t for p, t in watermarks(intake.high, self.types, self.lateness_s).items() if p in parts}
-        swept = await self._sweep(result, loaded, wm, intake.partition_of)
+        swept = self._sweep(result, profiles, waiting, wm, intake.partition_of, loaded.population)
         outputs = result.outputs + swept.outputs
         await self._publish(outputs, intake.rejected)
         intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
+        intake.stats["held"] += len(held) - len(waiting.held)
         await self.store.write(Changes(
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
-            offsets=self._offsets(records, loaded.offsets), started_at=started, stats=intake.stats,
-            high_marks={tp: ts for tp, ts in intake.high.items() if tp in tps},
+            offsets=offsets, started_at=started, stats=intake.stats, partitions=parts,
+            high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in parts},
+            hold=held, release=waiting.held,
         ), guard)
+        marks = [t for t in wm.values() if t != float("-inf")]
+        if self.refit is not None and marks:
+            self.refit.poke(max(marks))
+
+    def _arrived(self, records: Iterable[RawRecord]) -> None:
+        now = self.order.clock()
+        for r in records:
+            self._arrivals[tp_key(r.topic, r.partition)] = now
+
+    def _idle(self, tp: str, offsets: dict[str, int]) -> bool:
+        """Nothing left to read on ``tp`` and no record from it for ``idle_after_s``."""
+        quiet = self.order.clock() - self._arrivals.get(tp, self._started) >= self.order.idle_after_s
+        return quiet and not self.order.pending(tp, offsets.get(tp, -1))
+
+    def _release(self, intake: Intake, waiting: Waiting, wm: dict[int, float]) -> tuple[list[InputEvent], list[Held]]:
+        """Events to apply now (at or below their partition's watermark, held ones included) and
+        events to hold until it passes them."""
+        ready, held = [], []
+        for event in intake.events:
+            r = intake.record_of[id(event)]
+            if event.ts.timestamp() <= wm[r.partition]:
+                ready.append(event)
+            else:
+                held.append(Held.of(event, r.topic, r.partition, r.offset))
+        for h in waiting.held:
+            ready.append(h.event)
+            intake.record_of[id(h.event)] = RawRecord(h.topic, h.partition, h.offset, h.member)
+            intake.partition_of[h.event.customer_id] = h.partition
+        return ready, held
+
+    async def _profiles(self, loaded: Loaded, ready: list[InputEvent], waiting: Waiting) -> dict[str, Profile | None]:
+        """Stored profiles of every customer the batch touches: its events', released ones' and due ones'."""
+        wanted = {e.customer_id for e in ready} | set(waiting.due)
+        missing = sorted(c for c in wanted if c not in loaded.profiles)
+        stored = await self.store.profiles(missing) if missing else {}
+        return {**loaded.profiles, **{c: stored.get(c) for c in missing}}
 
     def _intake(self, fresh: list[tuple[RawRecord, Decoded | Rejection]], high: dict[str, float]) -> Intake:
         """Sort fresh records, in offset order per partition, into events, late events and rejections."""
@@ -200,17 +278,13 @@ class Processor:
         intake.stats["dead_lettered"] += len(intake.rejected)
         intake.stats.update(f"dlq:{rej.source.topic}:{rej.reason}" for rej in intake.rejected)
 
-    async def _sweep(self, result: BatchResult, loaded: Loaded, wm: dict[int, float],
-                     partition_of: dict[str, int]) -> BatchResult:
-        due = await self.store.due(wm) if wm else {}
-        missing = [cid for cid in due if cid not in result.profiles and loaded.profiles.get(cid) is None]
-        stored = await self.store.profiles(missing) if missing else {}
-        for cid, p in due.items():
+    def _sweep(self, result: BatchResult, profiles: dict[str, Profile | None], waiting: Waiting,
+               wm: dict[int, float], partition_of: dict[str, int], pop: Population) -> BatchResult:
+        for cid, p in waiting.due.items():
             partition_of.setdefault(cid, p)
-        candidates = {**stored, **{c: p for c, p in loaded.profiles.items() if c in due and p is not None},
-                      **result.profiles}
-        now = {cid: _utc(wm.get(partition_of[cid], 0.0)) for cid in candidates}
-        return sweep(candidates, now, loaded.population, self.store.rules)
+        candidates = {c: p for c, p in profiles.items() if c in waiting.due and p is not None} | result.profiles
+        now = {cid: _utc(wm[partition_of[cid]]) for cid in candidates}
+        return sweep(candidates, now, pop, self.store.rules)
 
     async def _publish(self, outputs: list[Output], rejected: list[Rejection]) -> None:
         futs = []

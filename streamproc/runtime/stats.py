@@ -24,9 +24,15 @@ class Snapshot:
         return int(self.counters.get(name, 0))
 
     @property
-    def processed(self) -> int:
-        """Input records handled once: applied, dropped as duplicates or dead-lettered."""
+    def received(self) -> int:
+        """Input records taken in once (redeliveries not counted)."""
         return sum(int(v) for k, v in self.counters.items() if k.startswith("in:"))
+
+    @property
+    def processed(self) -> int:
+        """Input records whose fate is decided: applied, dropped as duplicates or dead-lettered.
+        The others (``held``) wait for the watermark."""
+        return self.count("applied") + self.count("duplicates") + self.count("dead_lettered")
 
     @property
     def by_topic(self) -> dict[str, int]:
@@ -71,19 +77,17 @@ class StatsReader:
         )
 
     def profile(self, customer_id: str) -> Profile | None:
-        return codec.decode(self.r.hgetall(self.keys.profile(customer_id)))
+        doc = self.r.get(self.keys.profile(customer_id))
+        return codec.loads(Profile, doc) if doc else None
 
     def all_profiles(self) -> dict[str, Profile]:
         """Every stored profile by customer key (a SCAN: for tests and audits, not hot paths)."""
         keys = list(self.r.scan_iter(match=self.keys.profile("*"), count=1000))
         pipe = self.r.pipeline(transaction=False)
         for k in keys:
-            pipe.hgetall(k)
-        out = {}
-        for h in pipe.execute():
-            if (p := codec.decode(h)) is not None:
-                out[p.customer_id] = p
-        return out
+            pipe.get(k)
+        profiles = (codec.loads(Profile, doc) for doc in pipe.execute() if doc)
+        return {p.customer_id: p for p in profiles}
 
     def close(self) -> None:
         self.r.close()

@@ -2,17 +2,47 @@
 
 In: the current ``Profile`` (or ``None`` for a customer never seen) and a typed input event.
 Out: the new ``Profile``. Pure: no I/O, no clock; the event's own time is the only time.
-Lifecycle stage fields are set by ``streamproc.decisions.lifecycle``, not here.
+Lifecycle, RFM, value and cluster fields are set by ``streamproc.decisions``; derived
+features (rates, trends, BTYD summary) are computed from these fields by
+``streamproc.features.vector``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
+from streamproc.features import btyd, sentiment
+from streamproc.features.sessions import Sessions
 from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
+
+RECENT_SATISFACTION = 5
+TOP_CATEGORIES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Rfm:
+    """RFM scores 1-5 (5 best) and the named segment they map to (``decisions.rfm``)."""
+
+    r: int
+    f: int
+    m: int
+    segment: str
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """Lifetime value from the BG/NBD and Gamma-Gamma models (``decisions.value``), as of ``at``."""
+
+    p_alive: float
+    expected_purchases: float
+    expected_spend: float
+    clv: float
+    tier: str
+    params_version: int
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,16 +53,21 @@ class Profile:
     first_seen: datetime
     last_seen: datetime
     events: int = 0
-    sessions: int = 0
-    last_session_id: str = ""
+    # clickstream
     page_views: int = 0
     searches: int = 0
     cart_adds: int = 0
     checkouts: int = 0
+    visits: Sessions = Sessions()
+    # purchases
     purchases: int = 0
     items_bought: int = 0
     spend: float = 0.0
+    max_order: float = 0.0
     last_purchase: datetime | None = None
+    days: btyd.PurchaseDays = btyd.PurchaseDays()
+    categories: dict[str, float] = field(default_factory=dict)
+    # feedback
     feedbacks: int = 0
     ratings: int = 0
     rating_sum: int = 0
@@ -41,10 +76,25 @@ class Profile:
     satisfaction_sum: float = 0.0
     satisfaction_count: int = 0
     last_satisfaction: float | None = None
+    recent_satisfaction: tuple[float, ...] = ()
+    texts: int = 0
+    sentiment_sum: float = 0.0
+    last_sentiment: float | None = None
+    # decisions
     stage: str = ""
     stage_since: datetime | None = None
     stage_reason: str = ""
+    rfm: Rfm | None = None
+    value: Value | None = None
+    cluster: int | None = None
+    cluster_name: str = ""
+    scored_at: datetime | None = None
     seen: tuple[str, ...] = ()
+
+    @property
+    def sessions(self) -> int:
+        """Sessions so far, the open one included."""
+        return self.visits.totals.sessions + (self.visits.open is not None)
 
     @property
     def mean_rating(self) -> float | None:
@@ -55,6 +105,11 @@ class Profile:
         """Mean satisfaction (0-1 scale, see ``Feedback.satisfaction``) over all feedback."""
         return self.satisfaction_sum / self.satisfaction_count if self.satisfaction_count else None
 
+    @property
+    def mean_sentiment(self) -> float | None:
+        """Mean VADER compound score (-1..1) of the feedback texts."""
+        return self.sentiment_sum / self.texts if self.texts else None
+
 
 def new_profile(event: InputEvent) -> Profile:
     """The empty profile of a customer whose first event this is."""
@@ -62,7 +117,11 @@ def new_profile(event: InputEvent) -> Profile:
 
 
 def apply_event(profile: Profile, event: InputEvent, dedupe_window: int) -> Profile:
-    """Counts, spend, times and the dedupe window after ``event`` (one new Profile per event)."""
+    """Counts, spend, times and the dedupe window after ``event`` (one new Profile per event).
+
+    Sessions are not advanced here: ``pipeline.step`` runs ``features.sessions`` alongside,
+    because session ends and abandoned carts are outputs as well as state.
+    """
     return replace(
         profile,
         events=profile.events + 1,
@@ -82,8 +141,6 @@ def _changes(event: InputEvent, p: Profile) -> dict[str, Any]:
 @_changes.register
 def _(event: Click, p: Profile) -> dict[str, Any]:
     return {
-        "sessions": p.sessions + (event.session_id != p.last_session_id),
-        "last_session_id": event.session_id,
         "page_views": p.page_views + (event.action == "page_view"),
         "searches": p.searches + (event.action == "search"),
         "cart_adds": p.cart_adds + (event.action == "add_to_cart"),
@@ -97,20 +154,39 @@ def _(event: Purchase, p: Profile) -> dict[str, Any]:
         "purchases": p.purchases + 1,
         "items_bought": p.items_bought + sum(i.quantity for i in event.items),
         "spend": round(p.spend + event.total, 2),
+        "max_order": max(p.max_order, event.total),
         "last_purchase": event.ts if p.last_purchase is None else max(p.last_purchase, event.ts),
+        "days": btyd.add_purchase(p.days, event.ts, event.total),
+        "categories": _categories(p.categories, event),
     }
+
+
+def _categories(spend: dict[str, float], event: Purchase) -> dict[str, float]:
+    """Spend per product category (items without one count as ``other``); the top few kept."""
+    out = dict(spend)
+    for item in event.items:
+        name = item.category or "other"
+        out[name] = round(out.get(name, 0.0) + item.price * item.quantity, 2)
+    if len(out) > TOP_CATEGORIES:
+        out = dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CATEGORIES])
+    return out
 
 
 @_changes.register
 def _(event: Feedback, p: Profile) -> dict[str, Any]:
     rated, sat = event.rating is not None, event.satisfaction
+    score = sentiment.compound(event.text) if event.text else None
     return {
         "feedbacks": p.feedbacks + 1,
         "satisfaction_sum": round(p.satisfaction_sum + (sat or 0.0), 4),
         "satisfaction_count": p.satisfaction_count + (sat is not None),
         "last_satisfaction": sat if sat is not None else p.last_satisfaction,
+        "recent_satisfaction": (p.recent_satisfaction + ((sat,) if sat is not None else ()))[-RECENT_SATISFACTION:],
         "ratings": p.ratings + rated,
         "rating_sum": p.rating_sum + (event.rating or 0),
         "last_rating": event.rating if rated else p.last_rating,
         "last_nps": event.nps if event.nps is not None else p.last_nps,
+        "texts": p.texts + (score is not None),
+        "sentiment_sum": round(p.sentiment_sum + (score or 0.0), 4),
+        "last_sentiment": score if score is not None else p.last_sentiment,
     }

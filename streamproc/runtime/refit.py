@@ -1,0 +1,138 @@
+"""Population fits: lifetime-value parameters and the behaviour-cluster model, every few days of event time.
+
+In: every profile in Redis and the watermark of the worker's partitions. Out: a new version
+in the models hash (``Keys.models``): BG/NBD and Gamma-Gamma parameters fitted by maximum
+likelihood (``models.btyd``), the cluster model after one more online pass over the
+population's feature vectors (``models.clusters``), and the event time of the next fit.
+Every worker's store loads a new version on its next batch and uses it until the next one.
+
+Fits are scheduled in event time (``STREAMPROC_LTV_REFIT_DAYS`` after the previous fit, or
+after the first watermark seen), so a replay fits at the same points of its history. One
+worker fits at a time (a lock key with a timeout); the fit runs beside the stream in a
+background task, and CPU-heavy parts run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import redis.asyncio as aioredis
+
+from streamproc.features import btyd as days
+from streamproc.features.vector import cluster_input, vector
+from streamproc.models import btyd
+from streamproc.models.clusters import ClusterModel, ClusterParams
+from streamproc.runtime.keys import Keys
+from streamproc.state import codec
+from streamproc.state.profile import Profile
+
+log = logging.getLogger(__name__)
+LOCK_S = 300
+RETRY_AFTER = timedelta(days=1)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+class Refitter:
+    """Starts a population fit in the background when the watermark passes the scheduled time."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, every: timedelta, clusters: int) -> None:
+        self.r, self.keys, self.every, self.clusters = client, keys, every, clusters
+        self.next_fit: float | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def poke(self, watermark: float) -> None:
+        """Called after each batch with the newest watermark of the worker's partitions."""
+        if self.task is not None and not self.task.done():
+            return
+        if self.next_fit is not None and watermark < self.next_fit:
+            return
+        self.task = asyncio.get_running_loop().create_task(self._guarded(watermark))
+
+    async def _guarded(self, watermark: float) -> None:
+        try:
+            await self.run(watermark)
+        except Exception:  # a failed fit keeps the previous version; the stream goes on
+            log.exception("population fit failed; the previous models stay in use")
+            self.next_fit = watermark + RETRY_AFTER.total_seconds()
+
+    async def run(self, watermark: float) -> int | None:
+        """Fit if due at ``watermark``; returns the new version, or None if nothing was fitted."""
+        lock = f"{self.keys.models}:lock"
+        if not await self.r.set(lock, b"1", nx=True, ex=LOCK_S):
+            return None
+        try:
+            return await self._run(watermark)
+        finally:
+            await self.r.delete(lock)
+
+    async def _run(self, watermark: float) -> int | None:
+        doc = await self.r.hgetall(self.keys.models)
+        if b"next_fit" not in doc:
+            self.next_fit = watermark + self.every.total_seconds()
+            await self.r.hsetnx(self.keys.models, "next_fit", self.next_fit)
+            log.info("first population fit scheduled at event time %s", _utc(self.next_fit).isoformat())
+            return None
+        self.next_fit = float(doc[b"next_fit"])
+        if watermark < self.next_fit:
+            return None
+        started = time.perf_counter()
+        profiles = await self._profiles()
+        version = int(doc.get(b"version", 0)) + 1
+        model = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else ClusterModel(
+            ClusterParams(n_clusters=self.clusters, min_learned=20 * self.clusters))
+        at = _utc(watermark)
+        try:
+            params = await asyncio.to_thread(_fit, profiles, at, version, model)
+        except btyd.FitError as exc:
+            self.next_fit = watermark + RETRY_AFTER.total_seconds()
+            await self.r.hset(self.keys.models, "next_fit", self.next_fit)
+            log.info("population fit at %s postponed by a day: %s", at.isoformat(), exc)
+            return None
+        self.next_fit = watermark + self.every.total_seconds()
+        await self.r.hset(self.keys.models, mapping={
+            "version": version, "ltv": orjson.dumps(params.to_dict()), "clusters": model.dumps(),
+            "fitted_at": at.isoformat(), "next_fit": self.next_fit, "customers": len(profiles),
+        })
+        log.info("population models version %d fitted at event time %s on %d customers in %.2fs: "
+                 "BG/NBD r=%.3f alpha=%.3f a=%.3f b=%.3f, Gamma-Gamma p=%.3f q=%.3f v=%.3f", version,
+                 at.isoformat(), len(profiles), time.perf_counter() - started,
+                 params.r, params.alpha, params.a, params.b, params.p, params.q, params.v)
+        return version
+
+    async def _profiles(self) -> list[Profile]:
+        out: list[Profile] = []
+        batch: list[bytes] = []
+        async for key in self.r.scan_iter(match=self.keys.profile("*"), count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                out += [codec.loads(Profile, d) for d in await self.r.mget(batch) if d]
+                batch = []
+        if batch:
+            out += [codec.loads(Profile, d) for d in await self.r.mget(batch) if d]
+        return out
+
+
+def _fit(profiles: list[Profile], at: datetime, version: int, model: ClusterModel) -> btyd.LtvParams:
+    """Fit lifetime value on every buyer's summary, then teach the cluster model every customer's features.
+
+    Customers are taken in a shuffled order that depends only on the version, so the
+    centres do not drift towards whichever customers happen to sort last."""
+    summaries = []
+    for p in profiles:
+        s = days.summary(p.days, max(at, p.last_seen))
+        if s is not None:
+            summaries.append(s)
+    params = btyd.fit(summaries, version, at)
+    ordered = sorted(profiles, key=lambda p: p.customer_id)
+    random.Random(version).shuffle(ordered)
+    for p in ordered:
+        model.learn(cluster_input(vector(p, max(at, p.last_seen))))
+    return params
