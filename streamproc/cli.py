@@ -126,11 +126,14 @@ def _print_summary(console: Console, result: dict) -> None:
 @click.option("--days", default=90, show_default=True, help="Days of simulated event time.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
 @click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
-              help="JSON Lines file to write ('-' for stdout).")
+              help="File to write ('-' for stdout).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Format of --out: JSON Lines, or CSV with one column per event field (what "
+                   "'streamproc replay' reads) [default: csv when --out ends in .csv, else jsonl].")
 @click.option("--publish", is_flag=True, help="Publish to the input topics of STREAMPROC_KAFKA_URL instead.")
 @click.option("--dirty", is_flag=True,
               help="Add resent duplicates, malformed and invalid records, and correctable values (see streamproc/dirty.py).")
-def generate(customers: int, days: int, seed: int, out: str, publish: bool, dirty: bool) -> None:
+def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, publish: bool, dirty: bool) -> None:
     """Generate clickstream, purchase and feedback events from simulated customers
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
@@ -143,6 +146,9 @@ def generate(customers: int, days: int, seed: int, out: str, publish: bool, dirt
     from streamproc.dirty import dirty as make_dirty
 
     events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
+    if not publish and (fmt or ("csv" if out.lower().endswith(".csv") else "jsonl")) == "csv":
+        _write_csv(events, out, dirty)
+        return
     pairs = make_dirty(events, seed) if dirty else ((e, orjson.dumps(e)) for e in events)
     if publish:
         _publish_pairs(pairs)
@@ -150,6 +156,16 @@ def generate(customers: int, days: int, seed: int, out: str, publish: bool, dirt
     with click.open_file(out, "wb") as f:
         for _, raw in pairs:
             f.write(raw.replace(b"\n", b" ") + b"\n")
+
+
+def _write_csv(events: Iterable[dict], out: str, dirty: bool) -> None:
+    from streamproc.contracts import load_contracts
+    from streamproc.replay import write_native_csv
+
+    if dirty:
+        raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
+    with click.open_file(out, "wb") as f:
+        write_native_csv(events, f, load_contracts(get_settings().topics_dir))
 
 
 def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
@@ -169,6 +185,53 @@ def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
+              help="Format of FILE [default: from its name: .csv, .jsonl or .ndjson, with or without .gz].")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TOML (or .json) file mapping a shop export's columns to event fields (docs/replay.md).")
+@click.option("--dry-run", is_flag=True, help="Parse, order and report; publish nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object, without a progress bar.")
+def replay(file: Path, fmt: str | None, mapping: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Publish the events of a history FILE to the input topics in event-time order, so that
+    a shop's export (or last year's history) builds the profiles living through it would.
+
+    \b
+    Formats: CSV or JSON Lines, gzip-compressed or not. Without --mapping, FILE holds
+    streamproc's own events: JSON Lines as the topic schemas define them, or CSV with one
+    column per event field and 'items' as a JSON cell ('streamproc generate --format csv').
+    With --mapping, FILE is a shop's own export: the mapping names the event type, the time
+    column (strptime format, time zone), the column of each field, and rows to skip; line
+    items sharing an order id become one purchase. Event ids are derived from the file, so a
+    second replay of it counts nothing twice. See docs/replay.md.
+
+    \b
+    Ordering: all events are sorted by event time (ties keep file order), then published keyed
+    by customer id. An event whose time cannot be read is published right after the event
+    before it in the file and reported; the worker dead-letters it as bad_timestamp. Rows that
+    cannot become an event are counted and reported with their line numbers. Replay a history
+    before newer events reach the worker: it dead-letters events older than the newest of
+    their partition (by more than STREAMPROC_ALLOWED_LATENESS_S) as late_event.
+    """
+    import orjson
+    from rich.console import Console
+
+    from streamproc.contracts import load_contracts
+    from streamproc.replay import Display, ProgressDisplay, ReplayOptions, run_replay
+
+    s = get_settings()
+    if not (dry_run or s.kafka_url):
+        raise click.UsageError("replay needs STREAMPROC_KAFKA_URL (printed by 'streamproc dev'), or --dry-run")
+    opts, contracts = ReplayOptions(file, fmt, mapping, dry_run), load_contracts(s.topics_dir)
+    if as_json:
+        click.echo(orjson.dumps(run_replay(opts, contracts, s.kafka_url, Display()).as_dict()).decode())
+        return
+    with ProgressDisplay(Console(stderr=True)) as display:
+        summary = run_replay(opts, contracts, s.kafka_url, display)
+    click.echo("\n".join(summary.lines()))
+
+
+@cli.command()
 @click.argument("customer_id")
 def key(customer_id: str) -> None:
     """Print the pseudonymised key of CUSTOMER_ID, as stored in Redis and on output topics.
@@ -181,28 +244,67 @@ def key(customer_id: str) -> None:
 
 @cli.command()
 @click.argument("customer_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the stored profile as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored profile document as JSON.")
 def profile(customer_id: str, as_json: bool) -> None:
-    """Show the live profile of CUSTOMER_ID (a raw id or its key) from Redis
-    (needs STREAMPROC_REDIS_URL)."""
-    from dataclasses import asdict
-
-    import orjson
+    """Show the live profile of CUSTOMER_ID (a raw id or its key) from Redis: lifecycle stage,
+    RFM scores and segment, P(alive), expected purchases and spend, CLV and value tier,
+    behaviour cluster, sessions and abandoned carts, purchases, feedback and every derived
+    feature, as of the newest event time streamproc has seen (needs STREAMPROC_REDIS_URL)."""
+    from rich.console import Console
 
     from streamproc.runtime.stats import StatsReader
+    from streamproc.show import render
+    from streamproc.state import codec
 
     s = get_settings()
     if not s.redis_url:
         raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
-    p = StatsReader(s.redis_url, s.key_prefix).profile(s.pseudonymiser().customer(customer_id))
+    reader = StatsReader(s.redis_url, s.key_prefix)
+    p = reader.profile(s.pseudonymiser().customer(customer_id))
     if p is None:
         raise click.ClickException(f"no profile for {customer_id!r} in {s.redis_url}")
-    doc = asdict(p)
     if as_json:
-        click.echo(orjson.dumps(doc).decode())
+        click.echo(codec.dumps(p).decode())
         return
-    for k, v in doc.items():
-        click.echo(f"{k:>16}  {v.isoformat() if hasattr(v, 'isoformat') else v}")
+    Console().print(render(p, reader.event_time() or p.last_seen, s.ltv_horizon_days))
+
+
+@cli.command("early-warning")
+@click.option("--customers", default=500, show_default=True, help="Customers to generate.")
+@click.option("--days", default=90, show_default=True, help="Days of history to generate.")
+@click.option("--seed", default=7, show_default=True, help="Generator seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
+    """How early the lifecycle flags customers who drift away, on generated data.
+
+    Generates a history whose drifting customers stop for good (the generator's ground
+    truth), runs it through the same decoder and pipeline as the worker (no broker or Redis
+    needed), and reports how many of them reach at_risk before their last event, the lead
+    time (last event minus the first at_risk), the reason of each first flag, and how many
+    customers who stay were flagged while still active. Thresholds come from the
+    STREAMPROC_* lifecycle settings, so this is the place to tune them.
+    """
+    import orjson
+
+    from streamproc.earlywarning import run
+    from streamproc.generate import GeneratorConfig
+
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"generating {customers} customers x {days} days and running the pipeline"):
+        report = run(GeneratorConfig(customers=customers, days=days, seed=seed), get_settings())
+    if as_json:
+        click.echo(orjson.dumps(report.to_dict()).decode())
+        return
+    r = report
+    click.echo(f"drifting customers who stop: {r.drifting}")
+    click.echo(f"  at_risk before their last event: {r.flagged_before_last} "
+               f"({100 * r.flagged_before_last / max(r.drifting, 1):.0f}%), median lead {r.median_lead_days} days "
+               f"(quartiles {r.lead_p25_days} - {r.lead_p75_days})")
+    click.echo(f"  at_risk only after it: {r.flagged_after_last}; never: {r.never_flagged}")
+    click.echo(f"  first flag by reason: {r.first_reasons}")
+    click.echo(f"customers who stay: {r.others}; flagged at_risk while still active: {r.others_flagged_while_active} "
+               f"(by reason: {r.others_reasons})")
 
 
 @cli.command()

@@ -13,6 +13,7 @@ purchases). Value tiers by CLV over the population: ``low`` (below the median), 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -72,6 +73,8 @@ def score_value(p: Profile, pop: Population, now: datetime, rules: Rules) -> tup
         return p, []
     horizon = rules.ltv_horizon_days
     clv = ltv.clv(pop.ltv, s, horizon)
+    if not math.isfinite(clv):  # parameters at the edge of their range: keep the last good value
+        return p, []
     old_tier = p.value.tier if p.value else ""
     tier = old_tier
     if pop.clv is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import orjson
 import redis
@@ -79,6 +80,11 @@ class StatsReader:
     def profile(self, customer_id: str) -> Profile | None:
         doc = self.r.get(self.keys.profile(customer_id))
         return codec.loads(Profile, doc) if doc else None
+
+    def event_time(self) -> datetime | None:
+        """The newest event time any input topic-partition has seen (None before the first event)."""
+        marks = [float(v) for v in self.r.hvals(self.keys.watermarks)]
+        return datetime.fromtimestamp(max(marks), timezone.utc) if marks else None
 
     def all_profiles(self) -> dict[str, Profile]:
         """Every stored profile by customer key (a SCAN: for tests and audits, not hot paths)."""

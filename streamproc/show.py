@@ -1,0 +1,91 @@
+"""A customer profile for people: what ``streamproc profile KEY`` prints.
+
+In: a ``Profile`` and the event time to show it as of (the newest event time streamproc
+has seen). Out: ``rich`` tables: memberships (lifecycle, RFM, value, cluster) first, then
+activity, purchases, feedback and every derived feature.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group
+from rich.table import Table
+
+from streamproc.features.vector import FEATURES, vector
+from streamproc.state.profile import Profile
+
+
+def _t(v: datetime | None) -> str:
+    return v.strftime("%Y-%m-%d %H:%M UTC") if v else "-"
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> Table:
+    t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold", min_width=22)
+    t.add_column()
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+def memberships(p: Profile, horizon_days: float) -> list[tuple[str, str]]:
+    rows = [("lifecycle stage", f"{p.stage} since {_t(p.stage_since)} ({p.stage_reason})")]
+    if p.rfm:
+        rows.append(("RFM", f"R {p.rfm.r}  F {p.rfm.f}  M {p.rfm.m}  ->  {p.rfm.segment}"))
+    else:
+        rows.append(("RFM", "not scored yet (no purchase, or too few customers with purchases)"))
+    if p.value:
+        v = p.value
+        rows += [
+            ("P(alive)", f"{v.p_alive:.3f}"),
+            ("expected purchases", f"{v.expected_purchases:.2f} in the next {horizon_days:g} days"),
+            ("expected spend", f"{v.expected_spend:.2f} per purchase"),
+            ("CLV", f"{v.clv:.2f} over {horizon_days:g} days   value tier: {v.tier or '-'}   (models v{v.params_version}, as of {_t(v.at)})"),
+        ]
+    else:
+        rows.append(("lifetime value", "not yet: no purchase, or no population fit yet"))
+    cluster = f"{p.cluster}: {p.cluster_name}" if p.cluster is not None else "not assigned yet (model warming up)"
+    rows.append(("behaviour cluster", cluster))
+    return rows
+
+
+def render(p: Profile, now: datetime, horizon_days: float) -> Group:
+    """Every section of the profile, features computed as of event time ``now``."""
+    t = p.visits.totals
+    open_s = p.visits.open
+    f = vector(p, max(now, p.last_seen))
+    top = sorted(p.categories.items(), key=lambda kv: -kv[1])[:3]
+    activity = [
+        ("first / last seen", f"{_t(p.first_seen)}  /  {_t(p.last_seen)}"),
+        ("events", f"{p.events:,}  (page views {p.page_views:,}, searches {p.searches:,}, cart adds {p.cart_adds:,})"),
+        ("sessions", f"{p.sessions:,}  ({f['visits_per_week']:.2f}/week, {f['pages_per_visit']:.1f} pages, "
+                     f"{f['visit_minutes']:.1f} min each)"),
+        ("open session", f"since {_t(open_s.start)}, cart {open_s.cart_units} unit(s) {open_s.cart_value:.2f}"
+         if open_s else "-"),
+        ("abandoned carts", f"{t.abandoned} worth {t.abandoned_value:.2f} (last {_t(t.last_abandoned_at)})"),
+    ]
+    purchases = [
+        ("orders", f"{p.purchases:,}, spend {p.spend:.2f}, average {f['avg_order_value']:.2f}, largest {p.max_order:.2f}"),
+        ("last purchase", _t(p.last_purchase)),
+        ("BTYD summary", f"frequency {f['frequency']:.0f}, recency {f['recency_days']:.0f} d, T {f['T_days']:.0f} d, "
+                         f"monetary {f['monetary']:.2f}"),
+        ("top categories", ", ".join(f"{k} {v:.2f}" for k, v in top) or "-"),
+    ]
+    trend = f"{f['satisfaction_trend']:+.3f} per feedback"
+    feedback = [
+        ("feedback", f"{p.feedbacks} ({p.ratings} ratings, mean {p.mean_rating:.2f})" if p.ratings else f"{p.feedbacks}"),
+        ("satisfaction", f"mean {f['satisfaction']:.2f}, recent {list(p.recent_satisfaction)}, trend {trend}"),
+        ("sentiment", f"mean {f['sentiment']:+.3f} over {p.texts} text(s)"),
+    ]
+    features = Table(title=f"features as of {_t(max(now, p.last_seen))}", title_justify="left", box=None)
+    features.add_column("feature", style="bold")
+    features.add_column("value", justify="right")
+    features.add_column("meaning", style="dim")
+    for name, meaning in FEATURES.items():
+        features.add_row(name, f"{f[name]:.3f}", meaning)
+    return Group(
+        _table(f"customer {p.customer_id}", memberships(p, horizon_days)), "",
+        _table("activity", activity), "", _table("purchases", purchases), "", _table("feedback", feedback), "",
+        features,
+    )
