@@ -63,7 +63,7 @@ class Settings(BaseSettings):
                     "events out of order by more than that (each event then waits as long before it is applied).",
     )
     idle_after_s: float = Field(
-        2.0, gt=0,
+        0.5, gt=0,
         description="A topic-partition with nothing left to read and no record for this long stops holding the "
                     "watermark back.",
     )

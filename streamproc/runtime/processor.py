@@ -85,7 +85,7 @@ class Ordering:
     """
 
     delay_s: float = 0.0
-    idle_after_s: float = 2.0
+    idle_after_s: float = 0.5
     release_limit: int = 5000
     clock: Callable[[], float] = time.monotonic
     pending: Callable[[str, int], bool] = lambda tp, offset: False

@@ -1,0 +1,96 @@
+"""Replay equals live: the same history streamed live in chunks and replayed from a file in one
+go, each into a fresh broker and Redis, ends with the same profiles and the same lifecycle
+changes and abandoned-cart alerts, ids included.
+
+Live: the generator's events are published in chunks of a few hundred as they happen, each
+applied (and the topics gone idle) before the next, so watermarks advance in steps. Replay:
+``streamproc replay`` publishes the whole file at once, so topics are consumed in whatever
+interleaving the consumer picks. Everything per customer must match; the population-relative
+fields (RFM scores, value, cluster) depend on when population bounds and fits were read and
+are left out (see the README, "Replay and live").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from streamproc.contracts import Contracts
+from streamproc.generate import GeneratorConfig, generate
+from streamproc.replay import write_native_csv
+from streamproc.runtime.admin import create_topics
+from streamproc.runtime.produce import event_records, publish
+from streamproc.stack import start_broker, stop_process
+from tests.conftest import consume, processed, wait_for
+
+pytestmark = pytest.mark.e2e
+CONFIG = GeneratorConfig(customers=40, days=40, seed=13)
+CHUNK = 600
+POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name")
+
+
+def profiles(redis_url: str) -> dict[str, dict[str, Any]]:
+    r = redis.Redis.from_url(redis_url)
+    keys = list(r.scan_iter(match="sp:profile:*", count=1000))
+    docs = [orjson.loads(d) for d in r.mget(keys)]
+    return {d["customer_id"]: {k: v for k, v in d.items() if k not in POPULATION_RELATIVE} for d in docs}
+
+
+def outputs(kafka_url: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    lifecycle = {s["event_id"]: s for s in consume(kafka_url, "segments") if s["dimension"] == "lifecycle"}
+    carts = {a["event_id"]: a for a in consume(kafka_url, "alerts") if a["rule"] == "cart_abandoned"}
+    return lifecycle, carts
+
+
+def run_live(events: list[dict[str, Any]], kafka_url: str, redis_url: str, contracts: Contracts) -> None:
+    for i in range(0, len(events), CHUNK):
+        chunk = events[i:i + CHUNK]
+        asyncio.run(publish(kafka_url, event_records(contracts, chunk)))
+        wait_for(lambda n=i + len(chunk): processed(redis_url) == n, 60, f"live chunk ending at {i + len(chunk)}")
+
+
+def run_replay(events: list[dict[str, Any]], kafka_url: str, contracts: Contracts, tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    with history.open("wb") as f:
+        write_native_csv(events, f, contracts)
+    env = {**os.environ, "STREAMPROC_KAFKA_URL": kafka_url}
+    done = subprocess.run([sys.executable, "-m", "streamproc", "replay", str(history), "--json"], env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert orjson.loads(done.stdout.splitlines()[-1])["published"] == len(events)
+
+
+def test_replay_of_a_history_file_equals_living_through_it(tmp_path: Path, contracts: Contracts, redis_url: str,
+                                                           worker_env: dict[str, str], spawn_worker: Any) -> None:
+    events = list(generate(CONFIG))
+    live_kafka = worker_env["STREAMPROC_KAFKA_URL"]
+    worker = spawn_worker(worker_env, "live")
+    run_live(events, live_kafka, redis_url, contracts)
+    live_profiles, (live_lifecycle, live_carts) = profiles(redis_url), outputs(live_kafka)
+    stop_process(worker)
+
+    redis.Redis.from_url(redis_url).flushall()
+    proc, replay_kafka = start_broker(tmp_path / "replay-broker")
+    try:
+        asyncio.run(create_topics(replay_kafka, contracts))
+        spawn_worker({**worker_env, "STREAMPROC_KAFKA_URL": replay_kafka}, "replay")
+        run_replay(events, replay_kafka, contracts, tmp_path)
+        wait_for(lambda: processed(redis_url) == len(events), 120, "the replayed history")
+        replay_profiles, (replay_lifecycle, replay_carts) = profiles(redis_url), outputs(replay_kafka)
+    finally:
+        stop_process(proc)
+
+    assert len(live_profiles) == len({e["customer_id"] for e in events})
+    differing = [c for c in live_profiles if live_profiles[c] != replay_profiles.get(c)]
+    assert differing == [], (live_profiles[differing[0]], replay_profiles.get(differing[0]))
+    assert replay_profiles.keys() == live_profiles.keys()
+    assert replay_lifecycle == live_lifecycle and len(live_lifecycle) > len(live_profiles)
+    assert replay_carts == live_carts and live_carts
