@@ -168,3 +168,21 @@ def test_abandoned_cart_becomes_an_alert_at_its_deadline() -> None:
     alerts = [o for o in out if isinstance(o, Alert)]
     assert [(a.rule, a.ts, a.details["value"]) for a in alerts] == [("cart_abandoned", at(0) + timedelta(minutes=60), 25.0)]
     assert p.visits.totals.abandoned == 1
+
+
+def test_every_output_matches_its_topic_contract() -> None:
+    import fastjsonschema
+    import orjson
+
+    from streamproc.contracts import load_contracts
+    from streamproc.settings import DEFAULT_TOPICS_DIR
+
+    contracts = load_contracts(DEFAULT_TOPICS_DIR)
+    check = {role: fastjsonschema.compile(orjson.loads(contracts.one(role).schema_path.read_bytes()))
+             for role in ("segments", "alerts")}
+    _, out = run([click("c0", 0, "add_to_cart", price=25.0), buy("b1", 21), buy("b2", 22, 40.0), rate("r", 23, 1)],
+                 _pop(), until=200)
+    dims = {o.dimension for o in out if isinstance(o, SegmentChange)}
+    assert dims == {"lifecycle", "rfm", "value"}
+    for o in out:
+        check["segments" if isinstance(o, SegmentChange) else "alerts"](orjson.loads(orjson.dumps(o.to_dict())))
