@@ -48,7 +48,8 @@ class Report:
         return asdict(self)
 
 
-def _events(config: GeneratorConfig, settings: Settings) -> list[Any]:
+def decoded_events(config: GeneratorConfig, settings: Settings) -> list[Any]:
+    """The generated events, decoded and keyed as the worker would, in event-time order."""
     contracts = load_contracts(settings.topics_dir)
     types = {t.event_type: t.name for t in contracts.inputs}
     decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, settings.pseudonymiser(),
@@ -72,7 +73,7 @@ def _bytes(raw: dict[str, Any]) -> bytes:
 def run(config: GeneratorConfig, settings: Settings) -> Report:
     """Replay the generated stream through the pipeline and score the at-risk flags against the truth."""
     rules = Rules.from_settings(settings)
-    events = _events(config, settings)
+    events = decoded_events(config, settings)
     result = apply_batch(events, {}, Population(), rules)
     end = config.start + timedelta(days=config.days)
     swept = sweep(result.profiles, dict.fromkeys(result.profiles, end), Population(), rules)
