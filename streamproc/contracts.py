@@ -1,7 +1,8 @@
 """Topic contracts: ``topics/topics.json`` and the JSON Schemas beside it.
 
 In: the topics folder named by settings. Out: ``Contracts``, which names every topic by its
-role (``input``, ``segments``, ``alerts``, ``dead-letter``) and holds one compiled validator per
+role (``input``, ``segments``, ``alerts``, ``dead-letter``, ``training``, ``model-health``) and
+holds one compiled validator per
 input event type. No other module spells a topic name.
 """
 
@@ -17,7 +18,7 @@ import orjson
 
 from streamproc.errors import ConfigError
 
-ROLES = ("input", "segments", "alerts", "dead-letter")
+ROLES = ("input", "segments", "alerts", "dead-letter", "training", "model-health")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ class Keys:
                                            (frequency) or CLV: population quantiles
     ``P:models``                   hash    version, lifetime-value parameters, cluster model,
                                            next fit time (see ``runtime.refit``)
+    ``P:learner``                  hash    the learner's state (models and metrics) and the offset of
+                                           the last training example it learned
+    ``P:models:online``            hash    version, churn and satisfaction models for the scorers,
+                                           metrics as JSON (see ``runtime.learner``)
     ``P:segments:<dimension>``     hash    segment -> number of customers (lifecycle, rfm, value,
                                            cluster)
     ``P:stats``                    hash    counters (``in:<topic>``, applied, duplicates, ...)
@@ -58,6 +62,14 @@ class Keys:
     @property
     def models(self) -> str:
         return f"{self.prefix}:models"
+
+    @property
+    def learner(self) -> str:
+        return f"{self.prefix}:learner"
+
+    @property
+    def online_models(self) -> str:
+        return f"{self.prefix}:models:online"
 
     def segments(self, dimension: str) -> str:
         return f"{self.prefix}:segments:{dimension}"

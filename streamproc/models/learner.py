@@ -1,0 +1,99 @@
+"""The learner's state: both online models and their prequential metrics, learned from examples.
+
+In: training examples, as published on the training-examples topic (``Example``). Out: the
+models after learning each example once, the metrics of the predictions that were *served*
+for them (predict, wait for the label, score, then learn), and a ``Drift`` when a model's
+error rises. Pure: the runtime learner (``runtime/learner.py``) checkpoints the whole state
+with the offset of the last example it learned, and ``streamproc evaluate`` drives the same
+state in process.
+
+>>> from datetime import datetime, timezone
+>>> from streamproc.features.vector import FEATURES
+>>> state = LearnerState()
+>>> t = datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat()
+>>> x = dict.fromkeys(FEATURES, 0.0) | {"text_sentiment": 0.8}
+>>> ex = Example("e1", "satisfaction", "c1", t, t, x, 1.0, None, None, {})
+>>> state.learn(ex) is None, state.satisfaction.learned, state.sat_metrics.labels
+(True, 1, 1)
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
+from streamproc.models.online import ChurnModel, SatisfactionModel
+
+BASELINES = ("recency", "palive")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One labelled example: ``features`` as of ``snapshot_at``, its ``label``, and what was served."""
+
+    event_id: str
+    model: str
+    customer_id: str
+    ts: str
+    snapshot_at: str
+    features: dict[str, float]
+    label: float
+    score: float | None
+    model_version: int | None
+    baselines: dict[str, float] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The training-examples record (``topics/schemas/training-examples.v1.json``)."""
+        return {"type": "training_example", **asdict(self)}
+
+    @classmethod
+    def from_record(cls, doc: dict[str, Any]) -> Example:
+        fields = {k: doc.get(k) for k in cls.__dataclass_fields__}
+        fields["baselines"] = dict(doc.get("baselines") or {})
+        return cls(**fields)
+
+
+class LearnerState:
+    """Both models and their metrics; ``learn`` each example once, in the order of the topic."""
+
+    def __init__(self) -> None:
+        self.churn = ChurnModel()
+        self.satisfaction = SatisfactionModel()
+        self.churn_metrics = ChurnMetrics(baselines=BASELINES)
+        self.sat_metrics = SatisfactionMetrics()
+
+    def learn(self, ex: Example) -> Drift | None:
+        """Score the served prediction against the label, then learn; the model's own
+        prediction stands in when nothing was served (before the first model)."""
+        if ex.model == "churn":
+            p = ex.score if ex.score is not None else self.churn.predict(ex.features)
+            drift = self.churn_metrics.update(int(ex.label), p, {k: ex.baselines.get(k, 0.0) for k in BASELINES})
+            self.churn.learn(ex.features, int(ex.label))
+            return drift
+        if ex.model == "satisfaction":
+            y_hat = ex.score if ex.score is not None else self.satisfaction.predict(ex.features)
+            drift = self.sat_metrics.update(float(ex.label), y_hat)
+            self.satisfaction.learn(ex.features, float(ex.label))
+            return drift
+        raise ValueError(f"unknown model {ex.model!r} in training example {ex.event_id}")
+
+    def figures(self) -> dict[str, Any]:
+        """Versions, example counts and every metric, JSON-ready."""
+        return {
+            "churn": {"version": self.churn.version, "learned": self.churn.learned, **self.churn_metrics.snapshot()},
+            "satisfaction": {"version": self.satisfaction.version, "learned": self.satisfaction.learned,
+                             **self.sat_metrics.snapshot()},
+        }
+
+    def dumps(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def loads(data: bytes) -> LearnerState:
+        """The state ``dumps`` wrote (only bytes streamproc wrote itself: a pickle can run code)."""
+        state = pickle.loads(data)
+        if not isinstance(state, LearnerState):
+            raise TypeError("not a learner state")
+        return state

@@ -1,0 +1,141 @@
+"""The single learner: trains the online models from the training-examples topic, exactly once.
+
+In: batches of training-example records from the one partition of the training-examples
+topic (so one worker of the group owns training). Out: the learner's whole state (models
+and metrics) and the offset of the last example learned, written together in one Redis
+transaction after every batch (``Keys.learner``); every ``publish_examples`` examples or
+``publish_s`` seconds a new version of both models for the scorers (``Keys.online_models``),
+which every worker loads on its next batch; a ``model-health`` record and a log line when a
+model's error drifts up.
+
+Exactly once: examples at or below the stored offset are redeliveries and are skipped; the
+state is written before the batch is acknowledged to Kafka, so a crash between the two
+re-learns nothing, and a crash before the write re-learns the batch from the previous state.
+A learner that finds the stored offset moved (another worker owned the partition meanwhile)
+reloads the state before learning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from streamproc.models.learner import Example, LearnerState
+from streamproc.models.metrics import Drift
+from streamproc.runtime.keys import Keys
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
+
+
+def health_record(ex: Example, drift: Drift, version: int) -> dict[str, Any]:
+    """The model-health record of a drift (``topics/schemas/model-health.v1.json``)."""
+    eid = hashlib.blake2b(f"drift|{ex.model}|{ex.event_id}".encode(), digest_size=16).hexdigest()
+    return {
+        "event_id": eid, "type": "model_health", "model": ex.model, "ts": ex.ts, "kind": "drift",
+        "message": (f"{ex.model} model error rose from {drift.mean_before:.3f} to {drift.mean_after:.3f} "
+                    f"(ADWIN, after {drift.at_count} labels)"),
+        "model_version": version,
+        "details": {"mean_error_before": drift.mean_before, "mean_error_after": drift.mean_after,
+                    "labels": drift.at_count, "example_id": ex.event_id},
+    }
+
+
+class Learner:
+    """Owns ``LearnerState`` for the worker that holds the training partition."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, send: Send, health_topic: str,
+                 publish_examples: int = 200, publish_s: float = 5.0, timeout_s: float = 10.0) -> None:
+        self.r, self.keys, self.send, self.health_topic = client, keys, send, health_topic
+        self.publish_examples, self.publish_s, self._timeout = publish_examples, publish_s, timeout_s
+        self.state: LearnerState | None = None
+        self.offset = -1
+        self.version = 0
+        self._since_publish = 0
+        self._published_at = time.monotonic()
+
+    async def _load(self) -> None:
+        doc = await self.r.hgetall(self.keys.learner)
+        self.state = LearnerState.loads(doc[b"state"]) if b"state" in doc else LearnerState()
+        self.offset = int(doc.get(b"offset", -1))
+        self.version = int(await self.r.hget(self.keys.online_models, "version") or 0)
+        log.info("learner state loaded: %d churn and %d satisfaction examples learned, offset %d, version %d",
+                 self.state.churn.learned, self.state.satisfaction.learned, self.offset, self.version)
+
+    async def handle(self, records: list[tuple[int, bytes | None]]) -> None:
+        """Learn the ``(offset, value)`` records not learned yet; returns once the state is durable."""
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await self._handle(records)
+            except WatchError:
+                log.info("the learner's state moved under it (another owner of the partition); reloading")
+                self.state = None
+
+    async def _handle(self, records: list[tuple[int, bytes | None]]) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            await pipe.watch(self.keys.learner)
+            stored = await pipe.hget(self.keys.learner, "offset")
+            if self.state is None or int(stored or -1) != self.offset:
+                await self._load()
+            assert self.state is not None
+            health, last = [], self.offset
+            for offset, value in records:
+                if offset <= self.offset:
+                    continue
+                last = max(last, offset)
+                ex = self._example(offset, value)
+                if ex is None:
+                    continue
+                drift = self.state.learn(ex)
+                self._since_publish += 1
+                if drift is not None:
+                    log.warning("drift in the %s model: error %.3f -> %.3f after %d labels", ex.model,
+                                drift.mean_before, drift.mean_after, drift.at_count)
+                    health.append(health_record(ex, drift, self.version))
+            if last == self.offset:
+                return
+            await self._publish_health(health)
+            pipe.multi()
+            if self._due():
+                self._publish(pipe)
+            pipe.hset(self.keys.learner, mapping={"state": self.state.dumps(), "offset": last})
+            await pipe.execute()
+            self.offset = last
+
+    def _example(self, offset: int, value: bytes | None) -> Example | None:
+        try:
+            return Example.from_record(orjson.loads(value or b""))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            log.error("training example at offset %d is unreadable and is skipped: %s", offset, exc)
+            return None
+
+    async def _publish_health(self, records: list[dict[str, Any]]) -> None:
+        futs = [await self.send(self.health_topic, r["model"].encode(), orjson.dumps(r)) for r in records]
+        if futs:
+            await asyncio.gather(*futs)
+
+    def _due(self) -> bool:
+        return self._since_publish >= self.publish_examples or (
+            self._since_publish > 0 and time.monotonic() - self._published_at >= self.publish_s)
+
+    def _publish(self, pipe: aioredis.client.Pipeline) -> None:
+        assert self.state is not None
+        self.version += 1
+        self.state.churn.version = self.state.satisfaction.version = self.version
+        pipe.hset(self.keys.online_models, mapping={
+            "version": self.version, "churn": self.state.churn.dumps(),
+            "satisfaction": self.state.satisfaction.dumps(), "figures": orjson.dumps(self.state.figures()),
+            "published_at": time.time(),
+        })
+        self._since_publish, self._published_at = 0, time.monotonic()
+        log.info("online models version %d published (%d churn, %d satisfaction examples learned)", self.version,
+                 self.state.churn.learned, self.state.satisfaction.learned)
