@@ -85,3 +85,12 @@ def test_drift_after_a_concept_shift_emits_a_model_health_record(redis_url: str,
     assert first["details"]["labels"] > 3000  # found after the shift, not before
     assert first["details"]["mean_error_after"] > first["details"]["mean_error_before"]
     assert learner.state is not None and learner.state.churn_metrics.snapshot()["drift"]["detections"] >= 1
+
+
+def test_an_example_published_twice_is_learned_once() -> None:
+    rng = random.Random(3)
+    raws = [churn_example(i, rng) for i in range(50)]
+    state = LearnerState(remember=20)
+    for raw in raws[:30] + raws[25:30] + raws[30:]:  # five republished right after the originals
+        state.learn(Example.from_record(orjson.loads(raw)))
+    assert (state.churn.learned, state.duplicates) == (50, 5)

@@ -20,6 +20,7 @@ state in process.
 from __future__ import annotations
 
 import pickle
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import ChurnModel, SatisfactionModel
 
 BASELINES = ("recency", "palive")
+REMEMBER = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +58,37 @@ class Example:
 
 
 class LearnerState:
-    """Both models and their metrics; ``learn`` each example once, in the order of the topic."""
+    """Both models and their metrics; ``learn`` each example once, in the order of the topic.
 
-    def __init__(self) -> None:
+    The same example can be published twice (a worker that crashed after publishing but
+    before writing its state publishes it again, with the same id); the ids of the last
+    ``remember`` examples are kept, and an id seen among them is skipped (``duplicates``).
+    """
+
+    def __init__(self, remember: int = REMEMBER) -> None:
         self.churn = ChurnModel()
         self.satisfaction = SatisfactionModel()
         self.churn_metrics = ChurnMetrics(baselines=BASELINES)
         self.sat_metrics = SatisfactionMetrics()
+        self.duplicates = 0
+        self._recent: deque[str] = deque(maxlen=remember)
+        self._seen: set[str] = set()
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._seen:
+            self.duplicates += 1
+            return False
+        if len(self._recent) == self._recent.maxlen:
+            self._seen.discard(self._recent[0])
+        self._recent.append(event_id)
+        self._seen.add(event_id)
+        return True
 
     def learn(self, ex: Example) -> Drift | None:
         """Score the served prediction against the label, then learn; the model's own
         prediction stands in when nothing was served (before the first model)."""
+        if not self._first_time(ex.event_id):
+            return None
         if ex.model == "churn":
             p = ex.score if ex.score is not None else self.churn.predict(ex.features)
             drift = self.churn_metrics.update(int(ex.label), p, {k: ex.baselines.get(k, 0.0) for k in BASELINES})
@@ -82,6 +104,7 @@ class LearnerState:
     def figures(self) -> dict[str, Any]:
         """Versions, example counts and every metric, JSON-ready."""
         return {
+            "duplicates": self.duplicates,
             "churn": {"version": self.churn.version, "learned": self.churn.learned, **self.churn_metrics.snapshot()},
             "satisfaction": {"version": self.satisfaction.version, "learned": self.satisfaction.learned,
                              **self.sat_metrics.snapshot()},
