@@ -269,6 +269,124 @@ def profile(customer_id: str, as_json: bool) -> None:
     Console().print(render(p, reader.event_time() or p.last_seen, s.ltv_horizon_days))
 
 
+@cli.command()
+@click.option("--customers", default=500, show_default=True, help="Customers to generate (without --file).")
+@click.option("--days", default=120, show_default=True, help="Days of history to generate (without --file).")
+@click.option("--seed", default=7, show_default=True, help="Generator seed (without --file).")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Evaluate on a history file instead (CSV or JSON Lines, as 'streamproc replay' reads it).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Column mapping of --file (docs/replay.md).")
+@click.option("--step-days", default=1.0, show_default=True, help="Event-time step between metric rows.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("evaluation.png"), show_default=True, help="Where to save the PNG plot.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the final figures.")
+def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: Path | None, step_days: float,
+             plot_path: Path, as_json: bool) -> None:
+    """Replay a stream through the pipeline and the online models, and report how well they predict.
+
+    \b
+    Churn: every scored snapshot of a customer waits until its label matures in event time
+    (churned: no activity within STREAMPROC_CHURN_LABEL_DAYS; retained: back before that),
+    and the score served at the snapshot is then compared with the label - ROC AUC, log
+    loss, calibration - alongside two baselines on the same labels: the recency rule (days
+    since last activity) and the BG/NBD probability of being dead, 1 - P(alive).
+    Satisfaction: each rating's served prediction against the rating, with the MAE of
+    predicting the running mean. Metrics are prequential (predict, then learn), printed over
+    event time and as a final table, and plotted to --plot.
+    """
+    import orjson
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+    from rich.table import Table
+
+    from streamproc.evaluate import evaluate as run, file_events, generated_events, plot
+    from streamproc.generate import GeneratorConfig
+
+    s = get_settings()
+    err = Console(stderr=True)
+    with err.status("reading the stream"):
+        events = (file_events(path, mapping, s) if path else
+                  generated_events(GeneratorConfig(customers=customers, days=days, seed=seed), s))
+    with Bar(console=err, transient=True) as bar:
+        task = bar.add_task("evaluating", total=len(events))
+        result = run(events, s, step_days, s.ltv_refit_days, lambda done, total: bar.update(task, completed=done))
+    table = Table(title="metrics over event time (whole stream so far)")
+    for col in ("event time", "labels", "churn AUC", "recency AUC", "P(alive) AUC", "sat. MAE", "running-mean MAE"):
+        table.add_column(col, justify="right")
+    every = max(len(result.timeline) // 12, 1)
+    for row in result.timeline[every - 1::every]:
+        table.add_row(row["at"][:10], f"{row['labels']:,}", *(_fmt(row[k]) for k in (
+            "churn_auc", "recency_auc", "palive_auc", "satisfaction_mae", "mean_baseline_mae")))
+    console = Console()
+    console.print(table)
+    final = result.final()
+    summary = Table(title=f"final: {final['labels_matured']:,} churn labels matured "
+                          f"({final['churn_positives']:,} churned), {final['satisfaction_labels']:,} ratings")
+    for col in ("", "model", "baseline", "baseline"):
+        summary.add_column(col, justify="right")
+    summary.add_row("churn ROC AUC", _fmt(final["churn_auc"]), f"recency {_fmt(final['recency_auc'])}",
+                    f"P(alive) {_fmt(final['palive_auc'])}")
+    summary.add_row("churn log loss / ECE", f"{_fmt(final['churn_log_loss'])} / {_fmt(final['churn_ece'])}", "", "")
+    summary.add_row("satisfaction MAE", _fmt(final["satisfaction_mae"]), f"running mean {_fmt(final['mean_baseline_mae'])}", "")
+    summary.add_row("satisfaction RMSE / R2", f"{_fmt(final['satisfaction_rmse'])} / {_fmt(final['satisfaction_r2'])}", "", "")
+    console.print(summary)
+    console.print(f"plot: {plot(result, plot_path)}")
+    if as_json:
+        click.echo(orjson.dumps(final).decode())
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print versions and metrics as one JSON object.")
+def models(as_json: bool) -> None:
+    """Versions and live metrics of the models the workers use (needs STREAMPROC_REDIS_URL): the online
+    churn and satisfaction models (prequential metrics on matured labels, whole stream and rolling,
+    drift state) and the population fits (lifetime-value parameters, cluster model)."""
+    import orjson
+    import redis as redis_sync
+
+    from streamproc.runtime.keys import Keys
+
+    s = get_settings()
+    if not s.redis_url:
+        raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
+    keys = Keys(s.key_prefix)
+    r = redis_sync.Redis.from_url(s.redis_url)
+    online = r.hmget(keys.online_models, "version", "figures", "published_at")
+    pop = r.hmget(keys.models, "version", "fitted_at", "ltv", "customers", "next_fit")
+    doc = {
+        "online": {"version": int(online[0] or 0), "figures": orjson.loads(online[1]) if online[1] else None},
+        "population": {"version": int(pop[0] or 0), "fitted_at": pop[1] and pop[1].decode(),
+                       "ltv": orjson.loads(pop[2]) if pop[2] else None, "customers": int(pop[3] or 0)},
+    }
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+        return
+    figs = doc["online"]["figures"]
+    click.echo(f"online models: version {doc['online']['version']}" + ("" if figs else " (nothing learned yet)"))
+    if figs:
+        c, m = figs["churn"], figs["satisfaction"]
+        b = c["baselines"]
+        click.echo(f"  churn        learned {c['learned']:,}; labels {c['labels']:,} ({c['positives']:,} churned); "
+                   f"AUC {_fmt(c['auc'])} (last {c['rolling']['labels']:,}: {_fmt(c['rolling']['auc'])}); "
+                   f"log loss {_fmt(c['log_loss'])}; ECE {_fmt(c['ece'])}; recency AUC {_fmt(b['recency']['auc'])}; "
+                   f"P(alive) AUC {_fmt(b['palive']['auc'])}; drifts {c['drift']['detections']}")
+        click.echo(f"  satisfaction learned {m['learned']:,}; MAE {_fmt(m['mae'])} (last {m['rolling']['labels']:,}: "
+                   f"{_fmt(m['rolling']['mae'])}); RMSE {_fmt(m['rmse'])}; R2 {_fmt(m['r2'])}; "
+                   f"running-mean MAE {_fmt(m['mean_baseline_mae'])}; drifts {m['drift']['detections']}")
+    p = doc["population"]
+    click.echo(f"population fit: version {p['version']}" + (
+        f", at event time {p['fitted_at']} on {p['customers']:,} customers" if p["version"] else " (not fitted yet)"))
+    if p["ltv"]:
+        v = p["ltv"]
+        click.echo(f"  BG/NBD r={v['r']:.3f} alpha={v['alpha']:.3f} a={v['a']:.3f} b={v['b']:.3f}; "
+                   f"Gamma-Gamma p={v['p']:.3f} q={v['q']:.3f} v={v['v']:.3f}")
+
+
 @cli.command("early-warning")
 @click.option("--customers", default=500, show_default=True, help="Customers to generate.")
 @click.option("--days", default=90, show_default=True, help="Days of history to generate.")

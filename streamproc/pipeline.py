@@ -15,17 +15,19 @@ Nothing here touches Kafka, Redis or the clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from streamproc.decisions import alerts, lifecycle, segments
+from streamproc.decisions import alerts, learning, lifecycle, segments
+from streamproc.frozen import replace
 from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.features import sessions
-from streamproc.ingest.events import Click, InputEvent, Purchase
+from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
+from streamproc.models.learner import Example
 from streamproc.state.profile import Profile, apply_event, new_profile
 
-Output = SegmentChange | Alert
+Output = SegmentChange | Alert | Example
 
 
 @dataclass
@@ -52,35 +54,35 @@ def _session_outputs(p: Profile, emitted: list[sessions.Output]) -> list[Output]
 def next_due(p: Profile, rules: Rules) -> datetime | None:
     """Event time of the customer's next timer: session end, abandoned cart, inactivity or rescoring."""
     times = [lifecycle.next_due(p, rules), sessions.next_due(p.visits, rules.sessions),
-             p.scored_at + rules.rescore_every if p.scored_at else None]
+             p.scored_at + rules.rescore_every if p.scored_at else None, learning.next_due(p, rules)]
     return min((t for t in times if t is not None), default=None)
 
 
 def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Profile, list[Output]]:
     """The profile after every timer due by event time ``now``: session ends and abandoned carts,
-    inactivity transitions, and the periodic rescoring (at the last multiple of
-    ``rescore_every`` after the previous one, so its time does not depend on when it runs)."""
+    churn labels whose horizon passed, inactivity transitions, and the periodic rescorings
+    (every ``rescore_every`` after the previous one, each at its own time, however far the
+    watermark moved at once: what they do depends only on event time)."""
     visits, emitted = sessions.advance(p.visits, now, rules.sessions)
     p = replace(p, visits=visits) if visits is not p.visits else p
     out: list[Output] = _session_outputs(p, emitted)
+    p, examples = learning.expire(p, now, rules)
+    out += examples
     for t in lifecycle.inactivity(p, now, rules):
         p, emitted_t = _transition(p, t, None, pop)
         out += emitted_t
-    if p.scored_at is not None and p.scored_at + rules.rescore_every <= now:
-        periods = (now - p.scored_at) // rules.rescore_every
-        p, changes = segments.rescore(p, p.scored_at + periods * rules.rescore_every, pop, rules)
+    while p.scored_at is not None and p.scored_at + rules.rescore_every <= now:
+        p, changes = segments.rescore(p, p.scored_at + rules.rescore_every, pop, rules)
         out += changes
     return p, out
 
 
-def _visit(p: Profile, event: InputEvent, rules: Rules) -> tuple[Profile, list[Output]]:
+def _visit(visits: sessions.Sessions, event: InputEvent, rules: Rules) -> tuple[sessions.Sessions, list[sessions.Output]]:
     if isinstance(event, Click):
-        visits, emitted = sessions.on_click(p.visits, event, rules.sessions)
-    elif isinstance(event, Purchase):
-        visits, emitted = sessions.on_purchase(p.visits, event, rules.sessions)
-    else:
-        return p, []
-    return replace(p, visits=visits), _session_outputs(p, emitted)
+        return sessions.on_click(visits, event, rules.sessions)
+    if isinstance(event, Purchase):
+        return sessions.on_purchase(visits, event, rules.sessions)
+    return visits, []
 
 
 def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) -> tuple[Profile, list[Output], bool]:
@@ -92,9 +94,15 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
         p = new_profile(event)
     else:
         p, out = expire(p, event.ts, pop, rules)
-    p = apply_event(p, event, rules.dedupe_window)
-    p, emitted = _visit(p, event, rules)
-    out += emitted
+    before = p
+    visits, emitted = _visit(p.visits, event, rules)
+    p = apply_event(p, event, rules.dedupe_window, visits)
+    out += _session_outputs(p, emitted)
+    p, examples = learning.on_activity(p, event.ts, rules)
+    out += examples
+    if isinstance(event, Feedback):
+        text = p.last_sentiment if event.text else 0.0
+        out += [ex for ex in [learning.satisfaction_example(before, event, text or 0.0, pop)] if ex is not None]
     t = lifecycle.on_activity(p, event, rules)
     if t is not None:
         p, emitted = _transition(p, t, event.event_id, pop)
@@ -106,8 +114,8 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     return p, out, False
 
 
-def _ts(event: InputEvent) -> datetime:
-    return event.ts
+def _ts(event: InputEvent) -> tuple[datetime, str]:
+    return event.ts, event.event_id
 
 
 def apply_batch(

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
                                                          "lifetime-value parameters and cluster model.")
     segment_margin: float = Field(0.02, ge=0, le=0.1, description="Hysteresis of RFM scores and value tiers, in "
                                                                   "quantile points beyond a cut point.")
+    churn_label_days: float = Field(30.0, gt=0, description="A scored customer with no activity for this many days "
+                                                            "after the score is labelled churned; retained if active sooner.")
+    snapshot_every_days: float = Field(3.0, gt=0, description="At most one churn snapshot (example to be) per customer "
+                                                              "per this many days of event time.")
+    model_publish_examples: int = Field(200, ge=1, description="The learner publishes a new model version after this "
+                                                               "many new examples (or after model_publish_s).")
+    model_publish_s: float = Field(5.0, gt=0, description="The learner publishes a new model version after this many "
+                                                         "seconds with any new example.")
     clusters: int = Field(5, ge=2, le=20, description="Number of behaviour clusters.")
     low_rating_max: int = Field(2, ge=1, le=5, description="Ratings at or below this are 'low' for alerts.")
     low_nps_max: int = Field(4, ge=0, le=10, description="NPS answers at or below this are 'low' for alerts.")

@@ -37,7 +37,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask the kernel to send this process SIGTERM when its parent ends (Linux)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
@@ -83,7 +84,7 @@ def spawn(argv: list[str], log_path: Path | None, env: dict[str, str] | None = N
     The child gets a session of its own, so a Ctrl-C on the terminal reaches only this
     process, which then stops its children in order (worker first, then Redis and broker).
     """
-    opts = {"stdin": subprocess.DEVNULL, "env": env, "preexec_fn": _die_with_parent, "start_new_session": True}
+    opts = {"stdin": subprocess.DEVNULL, "env": env, "preexec_fn": die_with_parent, "start_new_session": True}
     if log_path is None:
         return subprocess.Popen(argv, **opts)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.ingest import Click, Feedback, Item, Purchase
 from streamproc.models.btyd import LtvParams
+from streamproc.models.learner import Example
 from streamproc.pipeline import apply_batch, next_due, sweep
 from streamproc.state.profile import Rfm
 
@@ -159,7 +160,7 @@ def test_quiet_customer_is_rescored_every_rescore_interval_of_event_time() -> No
     assert p.scored_at == at(22) and next_due(p, RULES) == at(22) + RULES.rescore_every
     swept = sweep({"C": p}, {"C": at(22 + 7 * 2 + 1)}, pop, RULES)
     q = swept.profiles["C"]
-    assert q.scored_at == at(22 + 14)  # the last multiple of the interval, not the watermark
+    assert q.scored_at == at(22 + 14)  # rescored at 29 and 36, each at its own time, not at the watermark
     assert q.value is not None and q.value.p_alive <= p.value.p_alive
 
 
@@ -179,10 +180,12 @@ def test_every_output_matches_its_topic_contract() -> None:
 
     contracts = load_contracts(DEFAULT_TOPICS_DIR)
     check = {role: fastjsonschema.compile(orjson.loads(contracts.one(role).schema_path.read_bytes()))
-             for role in ("segments", "alerts")}
+             for role in ("segments", "alerts", "training")}
     _, out = run([click("c0", 0, "add_to_cart", price=25.0), buy("b1", 21), buy("b2", 22, 40.0), rate("r", 23, 1)],
                  _pop(), until=200)
     dims = {o.dimension for o in out if isinstance(o, SegmentChange)}
     assert dims == {"lifecycle", "rfm", "value"}
+    roles = {SegmentChange: "segments", Alert: "alerts", Example: "training"}
+    assert {roles[type(o)] for o in out} == {"segments", "alerts", "training"}
     for o in out:
-        check["segments" if isinstance(o, SegmentChange) else "alerts"](orjson.loads(orjson.dumps(o.to_dict())))
+        check[roles[type(o)]](orjson.loads(orjson.dumps(o.to_dict())))

@@ -53,9 +53,11 @@ def pending(*days: float) -> Pending:
     return out
 
 
-def test_retained_at_the_next_activity() -> None:
-    assert labels(on_activity(pending(0), T0 + 3 * DAY, HORIZON)[1]) == [(0, 0, 3)]
-    assert on_activity(pending(0), T0 + 3 * DAY, HORIZON)[0] == ()
+def test_retained_at_the_next_activity_and_released_at_the_horizon() -> None:
+    state, matured = on_activity(pending(0), T0 + 3 * DAY, HORIZON)
+    assert matured == [] and [s.retained_at for s in state] == [T0 + 3 * DAY]
+    assert on_activity(state, T0 + 4 * DAY, HORIZON)[0] == state  # the first comeback is the one recorded
+    assert labels(expire(state, T0 + HORIZON, HORIZON)[1]) == [(0, 0, 30)]
 
 
 def test_churned_at_exactly_the_horizon() -> None:
@@ -73,9 +75,9 @@ def test_activity_at_the_horizon_comes_too_late() -> None:
     assert by_activity == by_timer == ((), [Matured(snap(0), 1, T0 + HORIZON)])
 
 
-def test_snapshot_at_the_activity_time_stays_pending() -> None:
+def test_snapshot_at_the_activity_time_is_not_a_comeback() -> None:
     state, matured = on_activity(pending(0, 5), T0 + 5 * DAY, HORIZON)
-    assert labels(matured) == [(0, 0, 5)] and state == (snap(5),)
+    assert matured == [] and [s.retained_at for s in state] == [T0 + 5 * DAY, None]
 
 
 def test_several_pending_snapshots() -> None:
@@ -83,7 +85,9 @@ def test_several_pending_snapshots() -> None:
     state = pending(0, 7, 14, 21)
     assert next_due(state, HORIZON) == T0 + HORIZON
     state, matured = on_activity(state, T0 + 35 * DAY, HORIZON)
-    assert labels(matured) == [(0, 1, 30), (7, 0, 35), (14, 0, 35), (21, 0, 35)] and state == ()
+    assert labels(matured) == [(0, 1, 30)] and len(state) == 3
+    state, matured = expire(state, T0 + 60 * DAY, HORIZON)
+    assert labels(matured) == [(7, 0, 37), (14, 0, 44), (21, 0, 51)] and state == ()
 
 
 def test_add_refuses_new_snapshots_and_never_drops_pending_ones() -> None:
@@ -136,7 +140,8 @@ def test_every_snapshot_matures_exactly_once_whatever_the_interleaving(events: l
 @settings(max_examples=300, deadline=None)
 @given(EVENTS, st.integers(1, 100))
 def test_labels_in_event_time_order_are_the_definition(events: list[tuple[str, int]], horizon_hours: int) -> None:
-    """Events in time order (ties in any order): retained iff active in (t, t + horizon)."""
+    """Events in time order (ties in any order): retained iff active in (t, t + horizon);
+    every label is released at t + horizon."""
     horizon = timedelta(hours=horizon_hours)
     in_order = sorted(events, key=lambda e: e[1])
     activity = sorted(T0 + timedelta(hours=h) for kind, h in in_order if kind == "activity")
@@ -144,7 +149,7 @@ def test_labels_in_event_time_order_are_the_definition(events: list[tuple[str, i
     for m in matured:
         t = m.snapshot.at
         nxt = next((a for a in activity if t < a < t + horizon), None)
-        assert (m.label, m.at) == ((1, t + horizon) if nxt is None else (0, nxt))
+        assert (m.label, m.at) == (1 if nxt is None else 0, t + horizon)
 
 
 def test_snapshot_round_trips_through_json() -> None:

@@ -24,10 +24,11 @@ noticed, so a replay and a live run give the same transitions with the same time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from streamproc.decisions.rules import Rules
+from streamproc.frozen import replace
 from streamproc.ingest.events import Feedback, InputEvent, Purchase
 from streamproc.state.profile import Profile
 
@@ -47,19 +48,26 @@ class Transition:
     reason: str
 
 
-def _risk_due(p: Profile, rules: Rules) -> tuple[datetime, str]:
-    """When a quiet customer becomes at-risk, and why: ``at_risk_after`` of inactivity, or
-    sooner when they are overdue, ``overdue_factor`` times their usual time between visits
-    (at least ``overdue_min``) once ``overdue_sessions`` visits show what usual is."""
-    plain = (p.last_seen + rules.at_risk_after, f"no activity for {rules.at_risk_after.days} days")
+def _risk_wait(p: Profile, rules: Rules) -> tuple[timedelta, timedelta | None]:
+    """How long a quiet customer stays before becoming at-risk: ``at_risk_after``, or less when
+    they are overdue, ``overdue_factor`` times their usual time between visits (at least
+    ``overdue_min``) once ``overdue_sessions`` visits show what usual is. The usual time is
+    returned with it when it is the reason, else ``None``."""
     if p.sessions < rules.overdue_sessions:
-        return plain
+        return rules.at_risk_after, None
     usual = (p.last_seen - p.first_seen) / (p.sessions - 1)
     wait = max(usual * rules.overdue_factor, rules.overdue_min)
     if wait >= rules.at_risk_after:
-        return plain
-    return p.last_seen + wait, (f"{OVERDUE}: no visit for {_span(wait)}, {rules.overdue_factor:g}x the usual "
-                                f"{_span(usual)} between visits")
+        return rules.at_risk_after, None
+    return wait, usual
+
+
+def _risk_reason(wait: timedelta, usual: timedelta | None, rules: Rules) -> str:
+    """Why a quiet customer became at-risk after ``wait`` (see ``_risk_wait``)."""
+    if usual is None:
+        return f"no activity for {rules.at_risk_after.days} days"
+    return (f"{OVERDUE}: no visit for {_span(wait)}, {rules.overdue_factor:g}x the usual "
+            f"{_span(usual)} between visits")
 
 
 def _span(t: timedelta) -> str:
@@ -78,16 +86,16 @@ def next_due(p: Profile, rules: Rules) -> datetime | None:
         return None
     if p.stage == "at_risk":
         return p.last_seen + rules.churned_after
-    return _risk_due(p, rules)[0]
+    return p.last_seen + _risk_wait(p, rules)[0]
 
 
 def inactivity(p: Profile, now: datetime, rules: Rules) -> list[Transition]:
     """Every inactivity transition due at or before event time ``now``."""
     out: list[Transition] = []
     stage = p.stage
-    at, reason = _risk_due(p, rules)
-    if stage not in DORMANT and at <= now:
-        out.append(Transition(stage or None, "at_risk", at, reason))
+    wait, usual = _risk_wait(p, rules)
+    if stage not in DORMANT and p.last_seen + wait <= now:
+        out.append(Transition(stage or None, "at_risk", p.last_seen + wait, _risk_reason(wait, usual, rules)))
         stage = "at_risk"
     if stage == "at_risk" and p.last_seen + rules.churned_after <= now:
         out.append(Transition(stage, "churned", p.last_seen + rules.churned_after,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from streamproc.decisions.rfm import Bounds
     from streamproc.models.btyd import LtvParams
     from streamproc.models.clusters import ClusterModel
+    from streamproc.models.online import ChurnModel, SatisfactionModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class Rules:
     sessions: SessionRules = SessionRules()
     rescore_every: timedelta = timedelta(days=7)
     ltv_horizon_days: float = 90.0
+    churn_label_after: timedelta = timedelta(days=30)
+    snapshot_every: timedelta = timedelta(days=3)
 
     @classmethod
     def from_settings(cls, s: Settings) -> Rules:
@@ -62,6 +65,8 @@ class Rules:
             sessions=SessionRules(timedelta(minutes=s.session_gap_min), timedelta(minutes=s.cart_abandon_min)),
             rescore_every=timedelta(days=s.rescore_days),
             ltv_horizon_days=s.ltv_horizon_days,
+            churn_label_after=timedelta(days=s.churn_label_days),
+            snapshot_every=timedelta(days=s.snapshot_every_days),
         )
 
 
@@ -72,7 +77,8 @@ class Population:
     ``top_spend`` is the smallest total spend inside the top fraction of customers, or
     ``None`` while too few customers have spent for the rank to mean anything; the same
     holds for the quantile ``Bounds`` of last-purchase time, orders, spend and CLV.
-    ``ltv`` and ``clusters`` are ``None`` until the first population fit.
+    ``ltv`` and ``clusters`` are ``None`` until the first population fit; ``churn`` and
+    ``satisfaction`` until the learner publishes its first version.
     """
 
     top_spend: float | None = None
@@ -82,6 +88,8 @@ class Population:
     clv: Bounds | None = None
     ltv: LtvParams | None = None
     clusters: ClusterModel | None = None
+    churn: ChurnModel | None = None
+    satisfaction: SatisfactionModel | None = None
 
     def is_top_spender(self, spend: float) -> bool:
         return self.top_spend is not None and spend > 0 and spend >= self.top_spend

@@ -14,10 +14,10 @@ purchases). Value tiers by CLV over the population: ``low`` (below the median), 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import datetime, timezone
 
-from streamproc.decisions import rfm
+from streamproc.decisions import learning, rfm
+from streamproc.frozen import replace
 from streamproc.decisions.records import SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.features import btyd
@@ -93,11 +93,11 @@ def score_value(p: Profile, pop: Population, now: datetime, rules: Rules) -> tup
     return p, [SegmentChange(p.customer_id, now, "value", old_tier or None, tier, reason, None)]
 
 
-def score_cluster(p: Profile, pop: Population, now: datetime) -> tuple[Profile, list[SegmentChange]]:
+def score_cluster(p: Profile, pop: Population, now: datetime, v: dict[str, float]) -> tuple[Profile, list[SegmentChange]]:
     model = pop.clusters
     if model is None:
         return p, []
-    cid = model.assign(cluster_input(vector(p, now)), p.cluster)
+    cid = model.assign(cluster_input(v), p.cluster)
     if cid is None or cid == p.cluster:
         return p, []
     name = model.describe(cid)
@@ -107,8 +107,11 @@ def score_cluster(p: Profile, pop: Population, now: datetime) -> tuple[Profile, 
 
 
 def rescore(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Profile, list[SegmentChange]]:
-    """Every population-relative membership of ``p`` as of event time ``now``."""
+    """Every population-relative membership of ``p`` as of event time ``now``, and the online
+    models' scores with a snapshot for the churn label (``decisions.learning``)."""
     p, a = score_rfm(p, pop, now)
     p, b = score_value(p, pop, now, rules)
-    p, c = score_cluster(p, pop, now)
+    v = vector(p, now)
+    p, c = score_cluster(p, pop, now, v)
+    p = learning.score(p, v, now, pop, rules)
     return replace(p, scored_at=now), a + b + c

@@ -39,8 +39,10 @@ RfmSummary(frequency=2, recency=4.0, T=7.0, monetary=30.0)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+
+from streamproc.frozen import replace
 
 
 @dataclass(frozen=True, slots=True)

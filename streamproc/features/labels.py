@@ -10,49 +10,48 @@ Out: ``Matured`` values, each a snapshot with its label and the event time it ma
 
 A snapshot taken at ``t`` is
 
-* **retained** (label 0), matured at the customer's next activity ``a`` with
-  ``t < a < t + horizon``;
-* **churned** (label 1), matured at ``t + horizon`` when no activity came in between.
+* **retained** (label 0) when the customer is active again at some ``a`` with
+  ``t < a < t + horizon``: the label is known at ``a`` (``retained_at``);
+* **churned** (label 1) when no activity came by ``t + horizon``.
+
+Either way the snapshot is released to the learner (``Matured``) at ``t + horizon``, never
+earlier. Releasing "retained" labels as soon as they are known would feed the learner a
+stream in which recent quiet customers who came back far outnumber recent quiet customers
+who did not (their label is a horizon late), and an online model would learn that
+inactivity means loyalty; with every label released one horizon after its snapshot, the
+learner sees snapshots in the order they were taken, each with its true label (the
+delayed-feedback bias, e.g. Chapelle, KDD 2014).
 
 The window is half-open: activity at exactly ``t + horizon`` comes too late. That way the
 watermark timer (``expire``) and an activity at the same instant (``on_activity``) agree
 whichever the caller runs first. Activity at exactly ``t`` is the activity that caused
-the rescoring, so it leaves the snapshot pending.
+the rescoring, and does not count as coming back.
 
-A snapshot matures once: ``on_activity`` and ``expire`` return it as ``Matured`` and it is
-no longer in the ``pending`` they return, so a learner that learns every ``Matured`` and
-keeps the returned ``pending`` learns each snapshot exactly once. ``add`` refuses a
-snapshot of an instant already pending. A snapshot that has matured is gone from
-``pending``, so only the caller can keep it from being taken again: a redelivered event
-must not rescore, which the event dedupe (by ``event_id``) upstream ensures.
+A snapshot matures once: ``expire`` (also run first by ``on_activity``) returns it as
+``Matured`` and it is no longer in the ``pending`` it returns, so a learner that learns
+every ``Matured`` and keeps the returned ``pending`` learns each snapshot exactly once.
+``add`` refuses a snapshot of an instant already pending.
 
-Adding policy: ``add`` refuses a snapshot within ``min_gap`` (a day) of a pending one, and
-any while ``limit`` are pending. It never drops a pending snapshot: a dropped one
-would never be learned, and which were dropped would depend on the label (only quiet
-customers, the future churners, pile up). Customers are rescored after purchases and
-feedback, and after 7 days of event time without either; every activity matures the
-snapshots before it, so ``pending`` only holds snapshots taken since the last activity:
-the rescorings of a quiet customer, 7 days apart. With a 30-day horizon at most 5 are
-pending at once, and the default ``limit`` of 16 guards against a misconfigured horizon.
-Both rules depend only on the past, never on the label to come. A burst of purchases
-gives one snapshot per purchase, each retained at the next: every served score is scored
-and learned, at the cost of easy near-duplicate examples. Taking at most one snapshot per
-day would need the time of the last one taken, matured or not, which ``pending`` does
-not hold.
+Adding policy: ``add`` refuses a snapshot within ``min_gap`` of the newest pending one, and
+any while ``limit`` are pending; the caller also takes at most one snapshot per
+``snapshot_every_days``. It never drops a pending snapshot: a dropped one would never be
+learned. Both rules depend only on the past, never on the label to come.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> day, t0 = timedelta(days=1), datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> pending = add((), Snapshot.take("c1", t0, {"days_since_last": 0.0}, 0.2, {}))
 >>> pending = add(pending, Snapshot.take("c1", t0 + 7 * day, {"days_since_last": 7.0}, 0.4, {}))
 >>> pending, matured = on_activity(pending, t0 + 9 * day, horizon=8 * day)
->>> [(m.label, m.at.day) for m in matured], pending
-([(1, 9), (0, 10)], ())
+>>> [(m.label, m.at.day) for m in matured], [s.retained_at.day for s in pending]
+([(1, 9)], [10])
+>>> expire(pending, t0 + 16 * day, horizon=8 * day)[1][0].label
+0
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from hashlib import blake2b
 from typing import Any
@@ -79,6 +78,7 @@ class Snapshot:
     features: dict[str, float]
     score: float | None
     baselines: dict[str, float]
+    retained_at: datetime | None = None
 
     @classmethod
     def take(cls, customer: str, at: datetime, features: Mapping[str, float], score: float | None,
@@ -95,14 +95,17 @@ class Snapshot:
         True
         """
         return {"id": self.id, "at": self.at.isoformat(), "features": self.features, "score": self.score,
-                "baselines": self.baselines}
+                "baselines": self.baselines,
+                "retained_at": self.retained_at.isoformat() if self.retained_at else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
         """The snapshot ``to_dict`` gave."""
         score = data["score"]
+        back = data.get("retained_at")
         return cls(str(data["id"]), datetime.fromisoformat(data["at"]), dict(data["features"]),
-                   None if score is None else float(score), dict(data["baselines"]))
+                   None if score is None else float(score), dict(data["baselines"]),
+                   datetime.fromisoformat(back) if back else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,23 +147,26 @@ def add(pending: Pending, snapshot: Snapshot, limit: int = LIMIT, min_gap: timed
 
 
 def expire(pending: Pending, now: datetime, horizon: timedelta) -> tuple[Pending, list[Matured]]:
-    """Mature as churned every snapshot whose horizon has passed by ``now`` (a watermark).
+    """Release every snapshot whose horizon has passed by ``now`` (a watermark): retained if
+    the customer came back in time (``retained_at``), churned otherwise.
 
-    A snapshot taken at ``t`` expires when ``t + horizon <= now`` and matures at
-    ``t + horizon``, not at ``now``.
+    A snapshot taken at ``t`` is released when ``t + horizon <= now``, timed at ``t + horizon``.
     """
     due = [s for s in pending if s.at + horizon <= now]
-    return _without(pending, due), [Matured(s, 1, s.at + horizon) for s in due]
+    return _without(pending, due), [Matured(s, 0 if s.retained_at else 1, s.at + horizon) for s in due]
 
 
 def on_activity(pending: Pending, ts: datetime, horizon: timedelta) -> tuple[Pending, list[Matured]]:
-    """The customer was active at ``ts``: expire what is due, then mature the rest taken before ``ts`` as retained.
+    """The customer was active at ``ts``: release what is due, then mark every snapshot taken
+    before ``ts`` and not yet marked as retained (released at its horizon).
 
-    Snapshots taken at ``ts`` or later stay pending.
+    Snapshots taken at ``ts`` or later are left as they are.
     """
     pending, matured = expire(pending, ts, horizon)
-    before = [s for s in pending if s.at < ts]
-    return _without(pending, before), matured + [Matured(s, 0, ts) for s in before]
+    if not any(s.at < ts and s.retained_at is None for s in pending):
+        return pending, matured
+    return tuple(replace(s, retained_at=ts) if s.at < ts and s.retained_at is None else s
+                 for s in pending), matured
 
 
 def next_due(pending: Pending, horizon: timedelta) -> datetime | None:

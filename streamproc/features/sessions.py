@@ -31,11 +31,12 @@ Amounts are in base currency and rounded to cents. ``on_click`` and ``on_purchas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
 
 from streamproc.errors import ConfigError
+from streamproc.frozen import replace
 from streamproc.ingest.events import Click, Purchase
 
 

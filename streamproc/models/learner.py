@@ -46,9 +46,11 @@ class Example:
     model_version: int | None
     baselines: dict[str, float] = field(default_factory=dict)
 
-    def to_record(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The training-examples record (``topics/schemas/training-examples.v1.json``)."""
         return {"type": "training_example", **asdict(self)}
+
+    to_record = to_dict
 
     @classmethod
     def from_record(cls, doc: dict[str, Any]) -> Example:

@@ -19,6 +19,7 @@ from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.keys import Keys
+from streamproc.runtime.learner import Learner, OnlineModels
 from streamproc.runtime.refit import Refitter
 from streamproc.runtime.processor import Ordering, Processor, RawRecord
 from streamproc.runtime.store import Store
@@ -46,7 +47,16 @@ def build_processor(app: faust.App, settings: Settings, contracts: Contracts) ->
     decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, keys, bounds)
     order = Ordering(delay_s=settings.watermark_delay_s, idle_after_s=settings.idle_after_s,
                      pending=lambda tp, offset: _pending(app, tp, offset))
-    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s, order, refit)
+    online = OnlineModels(client, keys_)
+    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s, order, refit, online)
+
+
+def build_learner(app: faust.App, settings: Settings, contracts: Contracts) -> Learner:
+    async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    return Learner(redis_client(settings), Keys(settings.key_prefix), send, contracts.one("model-health").name,
+                   settings.model_publish_examples, settings.model_publish_s, settings.redis_timeout_s)
 
 
 def _pending(app: faust.App, tp: str, applied: int) -> bool:
@@ -64,7 +74,7 @@ def _assigned(app: faust.App, inputs: set[str]) -> list[int]:
 
 
 def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
-    """Register the ingest agent on ``app``."""
+    """Register the ingest agent, its timer and the learner agent on ``app``."""
     inputs = app.topic(*[t.name for t in contracts.inputs], value_type=bytes, value_serializer="raw",
                        key_type=bytes, key_serializer="raw", partitions=contracts.inputs[0].partitions)
 
@@ -87,3 +97,14 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
             await processor.handle(records)
+
+    training = app.topic(contracts.one("training").name, value_type=bytes, value_serializer="raw",
+                         key_type=bytes, key_serializer="raw", partitions=1)
+    learner = build_learner(app, settings, contracts)
+
+    @app.agent(training, name="learner", concurrency=1)
+    async def learn(stream: faust.StreamT) -> None:
+        """The one learner: the training topic has one partition, so one worker of the group runs it."""
+        log.info("learner agent consuming %s", contracts.one("training").name)
+        async for events in stream.take_events(settings.batch_size, within=0.2):
+            await learner.handle([(e.message.offset, e.value) for e in events])

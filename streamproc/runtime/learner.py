@@ -28,8 +28,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from streamproc.decisions.rules import Population
+from streamproc.frozen import replace
 from streamproc.models.learner import Example, LearnerState
 from streamproc.models.metrics import Drift
+from streamproc.models.online import ChurnModel, SatisfactionModel
 from streamproc.runtime.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -139,3 +142,40 @@ class Learner:
         self._since_publish, self._published_at = 0, time.monotonic()
         log.info("online models version %d published (%d churn, %d satisfaction examples learned)", self.version,
                  self.state.churn.learned, self.state.satisfaction.learned)
+
+
+class OnlineModels:
+    """A scoring worker's copy of the learner's latest published models.
+
+    ``refresh`` reads the published version at most every ``check_s`` seconds and loads both
+    models when it changed (a pickle of about 2 KB each, never per event); ``population``
+    hands them to the pipeline with the rest of the population.
+    """
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, check_s: float = 1.0) -> None:
+        self.r, self.keys, self.check_s = client, keys, check_s
+        self.version = 0
+        self.churn: ChurnModel | None = None
+        self.satisfaction: SatisfactionModel | None = None
+        self._checked = float("-inf")
+
+    async def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.check_s:
+            return
+        self._checked = now
+        version = int(await self.r.hget(self.keys.online_models, "version") or 0)
+        if version == self.version:
+            return
+        churn, satisfaction, version_again = await self.r.hmget(self.keys.online_models, "churn", "satisfaction",
+                                                                "version")
+        if churn is None or satisfaction is None:
+            return
+        self.churn, self.satisfaction = ChurnModel.loads(churn), SatisfactionModel.loads(satisfaction)
+        self.version = int(version_again or version)
+        log.info("online models version %d loaded", self.version)
+
+    def population(self, pop: Population) -> Population:
+        if self.churn is None:
+            return pop
+        return replace(pop, churn=self.churn, satisfaction=self.satisfaction)

@@ -6,7 +6,8 @@ model, written by ``runtime.refit``). Out: a ``Population`` with exact quantile 
 the live population and the current models.
 
 Ranks are placed with the population sizes the previous read returned (one round trip,
-not two); a population that grew since is off by the customers added in between.
+not two); a population that grew since is off by the customers added in between. The reads
+run as one Lua script (``READ``), one command in the pipeline instead of one per rank.
 """
 
 from __future__ import annotations
@@ -27,6 +28,30 @@ from streamproc.runtime.keys import Keys
 
 log = logging.getLogger(__name__)
 
+# KEYS: the spend ranking, each dimension's sorted set, the models hash.
+# ARGV: the top-spend rank, then per dimension the number of ranks and the ranks.
+# Returns the top-spend score, per dimension its size and the score at each rank (false
+# where the rank is empty), then the models version: what ZREVRANGE, ZCARD, ZRANGE and HGET
+# return for them, one by one.
+READ = """
+local out = {}
+local top = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[1], 'WITHSCORES')
+out[1] = top[2] or false
+local a = 2
+for i = 2, #KEYS - 1 do
+  out[#out + 1] = redis.call('ZCARD', KEYS[i])
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, n do
+    local got = redis.call('ZRANGE', KEYS[i], ARGV[a], ARGV[a], 'WITHSCORES')
+    out[#out + 1] = got[2] or false
+    a = a + 1
+  end
+end
+out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'version')
+return out
+"""
+
 
 class PopulationView:
     """Queues the population reads on a pipeline and builds ``Population`` from the replies."""
@@ -37,39 +62,38 @@ class PopulationView:
             "recency": (keys.pop("recency"), RFM_CUTS), "frequency": (keys.pop("frequency"), RFM_CUTS),
             "monetary": (keys.spend, RFM_CUTS), "clv": (keys.pop("clv"), TIER_CUTS),
         }
+        self.quantiles = {dim: Bounds(cuts, (), (), (), 0).quantiles(margin) for dim, (_, cuts) in self.dims.items()}
         self.sizes: dict[str, int] = dict.fromkeys(self.dims, 0)
         self.ltv: LtvParams | None = None
         self.clusters: ClusterModel | None = None
         self.version = 0
 
-    def _quantiles(self, cuts: tuple[float, ...]) -> list[float]:
-        return Bounds(cuts, (), (), (), 0).quantiles(self.margin)
-
     def queue(self, pipe: aioredis.client.Pipeline) -> None:
-        """Add the reads to ``pipe``; ``parse`` takes their replies in the same order."""
+        """Add the read to ``pipe`` (one command); ``parse`` takes its reply."""
         top = max(math.ceil(self.sizes["monetary"] * self.top_fraction) - 1, 0)
-        pipe.zrevrange(self.keys.spend, top, top, withscores=True)
-        for dim, (key, cuts) in self.dims.items():
-            pipe.zcard(key)
+        keys: list[str] = [self.keys.spend]
+        args: list[int] = [top]
+        for dim, (key, _) in self.dims.items():
             n = self.sizes[dim]
-            for q in self._quantiles(cuts):
-                rank = math.floor(q * max(n - 1, 0))
-                pipe.zrange(key, rank, rank, withscores=True)
-        pipe.hget(self.keys.models, "version")
+            ranks = [math.floor(q * max(n - 1, 0)) for q in self.quantiles[dim]]
+            keys.append(key)
+            args += [len(ranks), *ranks]
+        keys.append(self.keys.models)
+        pipe.eval(READ, len(keys), *keys, *args)
 
-    def parse(self, replies: list[Any]) -> tuple[Population, int]:
+    def parse(self, reply: list[Any]) -> tuple[Population, int]:
         """The population, and the models version stored in Redis (reload when it differs)."""
-        top, i = replies[0], 1
+        top, i = reply[0], 1
         bounds: dict[str, Bounds | None] = {}
         for dim, (_, cuts) in self.dims.items():
-            qs = self._quantiles(cuts)
-            card, ranked = replies[i], replies[i + 1:i + 1 + len(qs)]
+            qs = self.quantiles[dim]
+            card, ranked = reply[i], reply[i + 1:i + 1 + len(qs)]
             i += 1 + len(qs)
             self.sizes[dim] = card
-            ok = card >= self.min_population and all(ranked)
-            bounds[dim] = Bounds.from_values(cuts, [float(r[0][1]) for r in ranked], card) if ok else None
-        version = int(replies[i] or 0)
-        top_spend = float(top[0][1]) if top and self.sizes["monetary"] >= self.min_population else None
+            ok = card >= self.min_population and all(r is not None for r in ranked)
+            bounds[dim] = Bounds.from_values(cuts, [float(r) for r in ranked], card) if ok else None
+        version = int(reply[i] or 0)
+        top_spend = float(top) if top is not None and self.sizes["monetary"] >= self.min_population else None
         pop = Population(top_spend, bounds["recency"], bounds["frequency"], bounds["monetary"], bounds["clv"],
                          self.ltv, self.clusters)
         return pop, version

@@ -32,7 +32,8 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
-from streamproc.decisions.records import SegmentChange
+from streamproc.decisions.records import Alert, SegmentChange
+from streamproc.models.learner import Example
 from streamproc.eventtime import is_late, observe, partition_of, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
 from streamproc.ingest.events import InputEvent
@@ -40,12 +41,14 @@ from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ingest.redact import redact
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
 from streamproc.decisions.rules import Population
+from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.refit import Refitter
 from streamproc.runtime.store import Changes, Held, Loaded, Store, Waiting
 from streamproc.state.profile import Profile
 
 log = logging.getLogger(__name__)
 BUG_RETRIES = 3
+_ROLE = {SegmentChange: "segments", Alert: "alerts", Example: "training"}
 
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
 
@@ -115,11 +118,11 @@ class Processor:
 
     def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
                  keys: Pseudonymiser, lateness_s: float, order: Ordering | None = None,
-                 refit: Refitter | None = None) -> None:
+                 refit: Refitter | None = None, online: OnlineModels | None = None) -> None:
         self.store, self.send, self.decoder, self.keys, self.lateness_s = store, send, decoder, keys, lateness_s
-        self.order, self.refit = order or Ordering(), refit
+        self.order, self.refit, self.online = order or Ordering(), refit, online
         self.types = {t.name: t.event_type for t in contracts.inputs}
-        self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter")}
+        self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter", "training")}
         self._arrivals: dict[str, float] = {}
         self._started = self.order.clock()
         self._lock = asyncio.Lock()
@@ -190,9 +193,12 @@ class Processor:
         if not (records or ready or waiting.due):
             return
         profiles = await self._profiles(loaded, ready, waiting)
-        result = apply_batch(ready, profiles, loaded.population, self.store.rules)
+        if self.online is not None:
+            await self.online.refresh()
+        population = self.online.population(loaded.population) if self.online else loaded.population
+        result = apply_batch(ready, profiles, population, self.store.rules)
         self._account(result, intake)
-        swept = self._sweep(result, profiles, waiting, wm, intake.partition_of, loaded.population)
+        swept = self._sweep(result, profiles, waiting, wm, intake.partition_of, population)
         outputs = result.outputs + swept.outputs
         await self._publish(outputs, intake.rejected)
         intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
@@ -201,7 +207,7 @@ class Processor:
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
             offsets=offsets, started_at=started, stats=intake.stats, partitions=parts,
             high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in parts},
-            hold=held, release=waiting.held,
+            hold=held, release=waiting.held, stored=profiles,
         ), guard)
         marks = [t for t in wm.values() if t != float("-inf")]
         if self.refit is not None and marks:
@@ -289,7 +295,7 @@ class Processor:
     async def _publish(self, outputs: list[Output], rejected: list[Rejection]) -> None:
         futs = []
         for o in outputs:
-            topic = self.topic["segments"] if isinstance(o, SegmentChange) else self.topic["alerts"]
+            topic = self.topic[_ROLE[type(o)]]
             futs.append(await self.send(topic, o.customer_id.encode(), orjson.dumps(o.to_dict())))
         for rej in rejected:
             futs.append(await self.send(self.topic["dead-letter"], rej.source.topic.encode(),
@@ -308,5 +314,6 @@ class Processor:
 
     @staticmethod
     def _output_stats(outputs: list[Output], redelivered: int) -> Counter[str]:
-        changes = sum(isinstance(o, SegmentChange) for o in outputs)
-        return Counter(redelivered=redelivered, segment_changes=changes, alerts=len(outputs) - changes)
+        kinds = Counter(_ROLE[type(o)] for o in outputs)
+        return Counter(redelivered=redelivered, segment_changes=kinds["segments"], alerts=kinds["alerts"],
+                       examples=kinds["training"])

@@ -9,25 +9,32 @@ Every worker's store loads a new version on its next batch and uses it until the
 Fits are scheduled in event time (``STREAMPROC_LTV_REFIT_DAYS`` after the previous fit, or
 after the first watermark seen), so a replay fits at the same points of its history. One
 worker fits at a time (a lock key with a timeout); the fit runs beside the stream in a
-background task, and CPU-heavy parts run in a thread.
+background task, and the CPU-heavy part (the maximum-likelihood fits and the cluster model's
+pass) runs in a child process of its own, so that it takes neither the event loop's time
+nor its interpreter lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 
 import orjson
 import redis.asyncio as aioredis
 
 from streamproc.features import btyd as days
+from streamproc.features.btyd import RfmSummary
 from streamproc.features.vector import cluster_input, vector
 from streamproc.models import btyd
 from streamproc.models.clusters import ClusterModel, ClusterParams
 from streamproc.runtime.keys import Keys
+from streamproc.stack import die_with_parent
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 
@@ -47,6 +54,7 @@ class Refitter:
         self.r, self.keys, self.every, self.clusters = client, keys, every, clusters
         self.next_fit: float | None = None
         self.task: asyncio.Task[None] | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def poke(self, watermark: float) -> None:
         """Called after each batch with the newest watermark of the worker's partitions."""
@@ -89,8 +97,13 @@ class Refitter:
         model = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else ClusterModel(
             ClusterParams(n_clusters=self.clusters, min_learned=20 * self.clusters))
         at = _utc(watermark)
+        summaries, inputs = _fit_inputs(profiles, at, version)
         try:
-            params = await asyncio.to_thread(_fit, profiles, at, version, model)
+            params, model = await asyncio.get_running_loop().run_in_executor(
+                self._fitter(), _fit, summaries, inputs, at, version, model)
+        except BrokenProcessPool:
+            self._pool = None  # the fit process died: the next fit starts another
+            raise
         except btyd.FitError as exc:
             self.next_fit = watermark + RETRY_AFTER.total_seconds()
             await self.r.hset(self.keys.models, "next_fit", self.next_fit)
@@ -107,6 +120,13 @@ class Refitter:
                  params.r, params.alpha, params.a, params.b, params.p, params.q, params.v)
         return version
 
+    def _fitter(self) -> ProcessPoolExecutor:
+        """The fit process, started on the first fit (a fresh interpreter that ends with the worker)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=die_with_parent)
+        return self._pool
+
     async def _profiles(self) -> list[Profile]:
         out: list[Profile] = []
         batch: list[bytes] = []
@@ -120,8 +140,8 @@ class Refitter:
         return out
 
 
-def _fit(profiles: list[Profile], at: datetime, version: int, model: ClusterModel) -> btyd.LtvParams:
-    """Fit lifetime value on every buyer's summary, then teach the cluster model every customer's features.
+def _fit_inputs(profiles: list[Profile], at: datetime, version: int) -> tuple[list[RfmSummary], list[dict[str, float]]]:
+    """Every buyer's BTYD summary, and every customer's cluster-model input in learning order.
 
     Customers are taken in a shuffled order that depends only on the version, so the
     centres do not drift towards whichever customers happen to sort last."""
@@ -130,9 +150,16 @@ def _fit(profiles: list[Profile], at: datetime, version: int, model: ClusterMode
         s = days.summary(p.days, max(at, p.last_seen))
         if s is not None:
             summaries.append(s)
-    params = btyd.fit(summaries, version, at)
     ordered = sorted(profiles, key=lambda p: p.customer_id)
     random.Random(version).shuffle(ordered)
-    for p in ordered:
-        model.learn(cluster_input(vector(p, max(at, p.last_seen))))
-    return params
+    return summaries, [cluster_input(vector(p, max(at, p.last_seen))) for p in ordered]
+
+
+def _fit(summaries: list[RfmSummary], inputs: list[dict[str, float]], at: datetime, version: int,
+         model: ClusterModel) -> tuple[btyd.LtvParams, ClusterModel]:
+    """Fit lifetime value on the buyers' summaries, then teach the cluster model every customer's
+    input (in the fit process: both come back to the worker)."""
+    params = btyd.fit(summaries, version, at)
+    for x in inputs:
+        model.learn(x)
+    return params, model

@@ -10,9 +10,10 @@ they own a partition (around a rebalance) cannot overwrite each other's updates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+import itertools
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -29,10 +30,8 @@ from streamproc.state import codec
 from streamproc.state.profile import Profile
 
 RECENT_ALERTS = 50
-
-
-def _profile(doc: bytes | None) -> Profile | None:
-    return codec.loads(Profile, doc) if doc else None
+WRITTEN_KEPT = 2048
+"""Profiles a store keeps, with the documents it wrote for them, to skip decoding them again."""
 
 
 @dataclass
@@ -80,7 +79,7 @@ class Waiting:
 
 @dataclass
 class Changes:
-    """Everything one batch writes."""
+    """Everything one batch writes; ``stored`` holds the profiles as the batch read them."""
 
     profiles: Mapping[str, Profile]
     partition_of: Mapping[str, int]
@@ -92,16 +91,23 @@ class Changes:
     partitions: Iterable[int] = ()
     hold: Iterable[Held] = ()
     release: Iterable[Held] = ()
+    stored: Mapping[str, Profile | None] = field(default_factory=dict)
 
 
 class Store:
-    """Batched reads and transactional writes of customer state."""
+    """Batched reads and transactional writes of customer state.
+
+    The store keeps the profiles it wrote last (up to ``WRITTEN_KEPT``) with their documents:
+    a document read back unchanged is the profile kept for it (``codec`` round-trips profiles
+    exactly), and any other document, written by another worker say, is decoded.
+    """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, rules: Rules, top_fraction: float,
                  min_population: int, timeout_s: float, margin: float = 0.02) -> None:
         self.r, self.keys, self.rules = client, keys, rules
         self._timeout = timeout_s
         self.population = PopulationView(keys, top_fraction, min_population, margin)
+        self._written: dict[str, tuple[bytes, Profile]] = {}
 
     @asynccontextmanager
     async def guard(self, partitions: Iterable[int]) -> AsyncIterator[aioredis.client.Pipeline]:
@@ -118,25 +124,26 @@ class Store:
             by_partition.setdefault(partition_of(tp), []).append(tp)
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
-            for cid in customers:
-                pipe.get(self.keys.profile(cid))
+            if customers:
+                pipe.mget([self.keys.profile(cid) for cid in customers])
             for p, fields in by_partition.items():
                 pipe.hmget(self.keys.offsets(p), fields)
             pipe.hgetall(self.keys.watermarks)
             self.population.queue(pipe)
             res = await pipe.execute()
-        n, m = len(customers), len(by_partition)
-        offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[n:n + m])
+        docs: list[bytes | None] = res.pop(0) if customers else []
+        m = len(by_partition)
+        offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
                    for tp, v in zip(fields, got) if v is not None}
-        population, version = self.population.parse(res[n + m + 1:])
+        population, version = self.population.parse(res[m + 1])
         if version != self.population.version:
             async with asyncio.timeout(self._timeout):
                 await self.population.reload(self.r)
-            population, _ = self.population.parse(res[n + m + 1:])
+            population, _ = self.population.parse(res[m + 1])
         return Loaded(
-            profiles={cid: _profile(doc) for cid, doc in zip(customers, res[:n])},
+            profiles={cid: self._profile(cid, doc) for cid, doc in zip(customers, docs)},
             offsets=offsets,
-            high_marks={k.decode(): float(v) for k, v in res[n + m].items()},
+            high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
         )
 
@@ -165,24 +172,37 @@ class Store:
 
     async def profiles(self, customers: list[str]) -> dict[str, Profile]:
         async with asyncio.timeout(self._timeout):
-            pipe = self.r.pipeline(transaction=False)
-            for cid in customers:
-                pipe.get(self.keys.profile(cid))
-            res = await pipe.execute()
-        return {cid: p for cid, doc in zip(customers, res) if (p := _profile(doc)) is not None}
+            res = await self.r.mget([self.keys.profile(cid) for cid in customers])
+        return {cid: p for cid, doc in zip(customers, res) if (p := self._profile(cid, doc)) is not None}
+
+    def _profile(self, cid: str, doc: bytes | None) -> Profile | None:
+        if not doc:
+            return None
+        kept = self._written.get(cid)
+        return kept[1] if kept is not None and kept[0] == doc else codec.loads(Profile, doc)
+
+    def _keep(self, docs: Mapping[str, bytes], profiles: Mapping[str, Profile]) -> None:
+        """Remember what a committed write stored, forgetting the oldest beyond ``WRITTEN_KEPT``."""
+        for cid, doc in docs.items():
+            self._written.pop(cid, None)
+            self._written[cid] = (doc, profiles[cid])
+        for cid in list(itertools.islice(self._written, max(len(self._written) - WRITTEN_KEPT, 0))):
+            del self._written[cid]
 
     async def write(self, ch: Changes, pipe: aioredis.client.Pipeline) -> None:
         """Everything ``ch`` changed, in one MULTI/EXEC on the ``guard`` connection ``pipe``."""
         async with asyncio.timeout(self._timeout):
             pipe.multi()
-            for cid, p in ch.profiles.items():
-                self._write_profile(pipe, p, ch.partition_of[cid])
+            docs = self._write_profiles(pipe, ch)
             self._write_outputs(pipe, ch.outputs)
             self._write_buffer(pipe, ch.hold, ch.release)
             for p in ch.partitions:
                 pipe.hincrby(self.keys.offsets(p), "writes", 1)  # any write of p fails other writers' WATCH
+            offsets: dict[int, dict[str, int]] = {}
             for tp, offset in ch.offsets.items():
-                pipe.hset(self.keys.offsets(partition_of(tp)), tp, offset)
+                offsets.setdefault(partition_of(tp), {})[tp] = offset
+            for p, applied in offsets.items():
+                pipe.hset(self.keys.offsets(p), mapping=applied)
             if ch.high_marks:
                 pipe.hset(self.keys.watermarks, mapping=dict(ch.high_marks))
             for name, n in ch.stats.items():
@@ -191,21 +211,47 @@ class Store:
             pipe.hsetnx(self.keys.stats, "first_at", ch.started_at)
             pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
+        self._keep(docs, ch.profiles)
 
-    def _write_profile(self, pipe: aioredis.client.Pipeline, p: Profile, partition: int) -> None:
-        pipe.set(self.keys.profile(p.customer_id), codec.dumps(p))
-        due = next_due(p, self.rules)
-        if due is None:
-            pipe.zrem(self.keys.due(partition), p.customer_id)
-        else:
-            pipe.zadd(self.keys.due(partition), {p.customer_id: due.timestamp()})
-        if p.spend > 0:
-            pipe.zadd(self.keys.spend, {p.customer_id: p.spend})
-        if p.last_purchase is not None:
-            pipe.zadd(self.keys.pop("recency"), {p.customer_id: p.last_purchase.timestamp()})
-            pipe.zadd(self.keys.pop("frequency"), {p.customer_id: p.purchases})
-        if p.value is not None:
-            pipe.zadd(self.keys.pop("clv"), {p.customer_id: p.value.clv})
+    def _write_profiles(self, pipe: aioredis.client.Pipeline, ch: Changes) -> dict[str, bytes]:
+        """The profiles, with one command per index: their timers, and the population rankings
+        of the members whose ranked value changed since ``ch.stored`` (the others hold it already,
+        written in the same transaction as the stored profile). Returns the documents by customer."""
+        docs: dict[str, bytes] = {}
+        if not ch.profiles:
+            return docs
+        due: dict[int, dict[str, float]] = {}
+        undue: dict[int, list[str]] = {}
+        ranked: dict[str, dict[str, float]] = {}
+        for cid, p in ch.profiles.items():
+            docs[cid] = codec.dumps(p)
+            partition = ch.partition_of[cid]
+            at = next_due(p, self.rules)
+            if at is None:
+                undue.setdefault(partition, []).append(cid)
+            else:
+                due.setdefault(partition, {})[cid] = at.timestamp()
+            for key, score in self._ranks(p, ch.stored.get(cid)):
+                ranked.setdefault(key, {})[cid] = score
+        pipe.mset({self.keys.profile(cid): doc for cid, doc in docs.items()})
+        for partition, gone in undue.items():
+            pipe.zrem(self.keys.due(partition), *gone)
+        for partition, members in due.items():
+            pipe.zadd(self.keys.due(partition), members)
+        for key, members in ranked.items():
+            pipe.zadd(key, members)
+        return docs
+
+    def _ranks(self, p: Profile, old: Profile | None) -> Iterator[tuple[str, float]]:
+        """``(sorted set, score)`` of each population ranking ``p`` enters or moves in."""
+        if p.spend > 0 and (old is None or p.spend != old.spend):
+            yield self.keys.spend, p.spend
+        if p.last_purchase is not None and (old is None or p.last_purchase != old.last_purchase):
+            yield self.keys.pop("recency"), p.last_purchase.timestamp()
+        if p.last_purchase is not None and (old is None or old.last_purchase is None or p.purchases != old.purchases):
+            yield self.keys.pop("frequency"), p.purchases
+        if p.value is not None and (old is None or old.value is None or p.value.clv != old.value.clv):
+            yield self.keys.pop("clv"), p.value.clv
 
     def _write_buffer(self, pipe: aioredis.client.Pipeline, hold: Iterable[Held], release: Iterable[Held]) -> None:
         added: dict[int, dict[bytes, float]] = {}
@@ -219,14 +265,14 @@ class Store:
         for p, gone in removed.items():
             pipe.zrem(self.keys.buffer(p), *gone)
 
-    def _write_outputs(self, pipe: aioredis.client.Pipeline, outputs: Iterable[SegmentChange | Alert]) -> None:
+    def _write_outputs(self, pipe: aioredis.client.Pipeline, outputs: Iterable[object]) -> None:
         alerts = []
         for o in outputs:
             if isinstance(o, SegmentChange):
                 if o.old:
                     pipe.hincrby(self.keys.segments(o.dimension), o.old, -1)
                 pipe.hincrby(self.keys.segments(o.dimension), o.new, 1)
-            else:
+            elif isinstance(o, Alert):
                 alerts.append(orjson.dumps(o.to_dict()))
         if alerts:
             pipe.lpush(self.keys.recent_alerts, *alerts)

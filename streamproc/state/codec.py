@@ -75,12 +75,70 @@ def _for_type(tp: Any) -> Convert:
     return _identity
 
 
+class _Source:
+    """Python source of one expression per field, with the names it refers to."""
+
+    def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.temps = 0
+
+    def name(self, value: Any) -> str:
+        key = f"_f{len(self.scope)}"
+        self.scope[key] = value
+        return key
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def expr(self, tp: Any, v: str) -> str:
+        """An expression converting the plain value named ``v`` to ``tp``, as ``_for_type`` does."""
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) != 1:
+                return v
+            inner = self.expr(rest[0], v)
+            return v if inner == v else f"(None if {v} is None else {inner})"
+        if origin is tuple:
+            if not (args and args[-1] is Ellipsis):
+                return f"tuple({v})"
+            t = self.temp()
+            inner = self.expr(args[0], t)
+            return f"tuple({v})" if inner == t else f"tuple([{inner} for {t} in {v}])"
+        if origin is dict:
+            t, k = self.temp(), self.temp()
+            return f"{{{k}: {self.expr(args[1], t)} for {k}, {t} in {v}.items()}}"
+        if tp is datetime:
+            return f"{self.name(datetime.fromisoformat)}({v})"
+        if tp is date:
+            return f"{self.name(date.fromisoformat)}({v})"
+        if dataclasses.is_dataclass(tp):
+            return f"{self.name(_converter(tp))}({v})"
+        if tp is float:
+            return f"float({v})"
+        return v
+
+
 @cache
 def _converter(cls: type) -> Convert:
+    """The builder of ``cls`` from its plain dict: generated code calling ``cls`` with every field
+    converted; a dict that lacks fields (written before they existed) takes the general path,
+    which leaves them to their defaults."""
     hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
-    plans = [(f.name, _for_type(hints[f.name])) for f in dataclasses.fields(cls)]
+    fields = dataclasses.fields(cls)
+    plans = [(f.name, _for_type(hints[f.name])) for f in fields]
 
-    def build(plain: dict[str, Any]) -> Any:
+    def general(plain: dict[str, Any]) -> Any:
         return cls(**{name: conv(plain[name]) for name, conv in plans if name in plain})
 
-    return build
+    src = _Source()
+    cls_name, general_name = src.name(cls), src.name(general)
+    lines = []
+    for i, f in enumerate(fields):
+        lines.append(f"        _v{i} = plain[{f.name!r}]")
+    args = ", ".join(f"{f.name}={src.expr(hints[f.name], f'_v{i}')}" for i, f in enumerate(fields))
+    code = ("def build(plain):\n    try:\n" + "\n".join(lines) + "\n    except KeyError:\n"
+            f"        return {general_name}(plain)\n    return {cls_name}({args})\n")
+    exec(code, src.scope)  # noqa: S102 - code built from the class's own type hints
+    return src.scope["build"]

@@ -9,12 +9,14 @@ features (rates, trends, BTYD summary) are computed from these fields by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
 from streamproc.features import btyd, sentiment
+from streamproc.frozen import replace
+from streamproc.features.labels import Snapshot
 from streamproc.features.sessions import Sessions
 from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
 
@@ -42,6 +44,18 @@ class Value:
     clv: float
     tier: str
     params_version: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnScore:
+    """The churn model's P(churn within the label horizon) served at ``at``, with the model
+    version and the features that moved it most: ``(feature, contribution to the log-odds,
+    "raises risk" | "lowers risk")``."""
+
+    p: float
+    version: int
+    reasons: tuple[tuple[str, float, str], ...]
     at: datetime
 
 
@@ -89,6 +103,11 @@ class Profile:
     cluster: int | None = None
     cluster_name: str = ""
     scored_at: datetime | None = None
+    # online models (decisions.learning)
+    churn: ChurnScore | None = None
+    predicted_satisfaction: float | None = None
+    pending: tuple[Snapshot, ...] = ()
+    snapshot_at: datetime | None = None
     seen: tuple[str, ...] = ()
 
     @property
@@ -116,11 +135,12 @@ def new_profile(event: InputEvent) -> Profile:
     return Profile(customer_id=event.customer_id, first_seen=event.ts, last_seen=event.ts)
 
 
-def apply_event(profile: Profile, event: InputEvent, dedupe_window: int) -> Profile:
+def apply_event(profile: Profile, event: InputEvent, dedupe_window: int, visits: Sessions | None = None) -> Profile:
     """Counts, spend, times and the dedupe window after ``event`` (one new Profile per event).
 
     Sessions are not advanced here: ``pipeline.step`` runs ``features.sessions`` alongside,
-    because session ends and abandoned carts are outputs as well as state.
+    because session ends and abandoned carts are outputs as well as state, and passes the
+    session state after the event as ``visits``, set in the same copy.
     """
     return replace(
         profile,
@@ -128,6 +148,7 @@ def apply_event(profile: Profile, event: InputEvent, dedupe_window: int) -> Prof
         first_seen=min(profile.first_seen, event.ts),
         last_seen=max(profile.last_seen, event.ts),
         seen=(profile.seen + (event.event_id,))[-dedupe_window:],
+        visits=profile.visits if visits is None else visits,
         **_changes(event, profile),
     )
 

@@ -1,0 +1,104 @@
+"""Per-customer side of the online models: served scores, snapshots, and the examples they become.
+
+In: a profile, its feature vector as of an event time, and the models the worker holds
+(``Population.churn`` / ``Population.satisfaction``, ``None`` before the first version).
+Out: the profile with its churn score (with reasons and model version), predicted
+satisfaction and pending snapshots; and ``Example`` records for the training-examples topic.
+
+* Each rescoring (``decisions.segments``) serves a churn score and (at most once per
+  ``snapshot_every_days``) takes a snapshot of the
+  churn model's inputs, with the scores of two baselines: the recency rule,
+  ``days / (days + horizon)`` of inactivity, and the BG/NBD probability of being dead,
+  ``1 - P(alive)`` (0 without a purchase or a fit). The snapshot waits in the profile until
+  its label matures (``features.labels``): churned when the horizon passes without activity,
+  retained at the next activity before that. A matured snapshot leaves the profile in the
+  same transaction that publishes its example, so it becomes one example, once.
+* Each rating becomes a satisfaction example at once: the profile's features *before* the
+  feedback, plus the VADER sentiment of its text, and the satisfaction it gave.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from streamproc.decisions.records import output_id
+from streamproc.frozen import replace
+from streamproc.decisions.rules import Population, Rules
+from streamproc.features import labels
+from streamproc.features.vector import vector
+from streamproc.ingest.events import Feedback
+from streamproc.models.learner import Example
+from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT
+from streamproc.state.profile import ChurnScore, Profile
+
+
+def baselines(v: dict[str, float], p: Profile, horizon: timedelta) -> dict[str, float]:
+    days = v["days_since_last"]
+    dead = 1.0 - p.value.p_alive if p.value is not None else 0.0
+    return {"recency": days / (days + horizon.total_seconds() / 86400), "palive": min(max(dead, 0.0), 1.0)}
+
+
+def score(p: Profile, v: dict[str, float], now: datetime, pop: Population, rules: Rules) -> Profile:
+    """Serve the churn score and predicted satisfaction as of ``now``, and keep a snapshot for the label."""
+    x = {f: v[f] for f in CHURN_FEATURES}
+    churn = p.churn
+    if pop.churn is not None:
+        prob = pop.churn.predict(x)
+        reasons = tuple((r.feature, round(r.contribution, 4), r.direction) for r in pop.churn.reasons(x))
+        churn = ChurnScore(round(prob, 4), pop.churn.version, reasons, now)
+    sat = p.predicted_satisfaction
+    if pop.satisfaction is not None:
+        sat = round(pop.satisfaction.predict(v | {TEXT_SENTIMENT: v["sentiment"]}), 4)
+    if p.snapshot_at is not None and now - p.snapshot_at < rules.snapshot_every:
+        return replace(p, churn=churn, predicted_satisfaction=sat)
+    snap = labels.Snapshot.take(p.customer_id, now, x, churn.p if churn and pop.churn else None,
+                                baselines(v, p, rules.churn_label_after))
+    pending = labels.add(p.pending, snap)
+    return replace(p, churn=churn, predicted_satisfaction=sat, pending=pending,
+                   snapshot_at=now if pending is not p.pending else p.snapshot_at)
+
+
+def _examples(p: Profile, matured: list[labels.Matured], version: int | None) -> list[Example]:
+    return [Example(
+        event_id=output_id("example", "churn", m.snapshot.id), model="churn", customer_id=p.customer_id,
+        ts=m.at.isoformat(), snapshot_at=m.snapshot.at.isoformat(), features=m.snapshot.features,
+        label=float(m.label), score=m.snapshot.score, model_version=version, baselines=m.snapshot.baselines,
+    ) for m in matured]
+
+
+def on_activity(p: Profile, ts: datetime, rules: Rules) -> tuple[Profile, list[Example]]:
+    """Activity at ``ts``: pending snapshots before it mature (retained), those past the horizon churned."""
+    if not p.pending:
+        return p, []
+    pending, matured = labels.on_activity(p.pending, ts, rules.churn_label_after)
+    return replace(p, pending=pending), _examples(p, matured, p.churn.version if p.churn else None)
+
+
+def expire(p: Profile, now: datetime, rules: Rules) -> tuple[Profile, list[Example]]:
+    """Snapshots whose horizon passed by ``now`` without activity mature as churned."""
+    if not p.pending:
+        return p, []
+    pending, matured = labels.expire(p.pending, now, rules.churn_label_after)
+    if not matured:
+        return p, []
+    return replace(p, pending=pending), _examples(p, matured, p.churn.version if p.churn else None)
+
+
+def next_due(p: Profile, rules: Rules) -> datetime | None:
+    return labels.next_due(p.pending, rules.churn_label_after)
+
+
+def satisfaction_example(before: Profile, event: Feedback, text_sentiment: float, pop: Population) -> Example | None:
+    """The example a scored feedback gives: the features of the profile as it was before it
+    (``before``), the sentiment of its text, and its satisfaction (None without a score)."""
+    y = event.satisfaction
+    if y is None:
+        return None
+    x = vector(before, event.ts) | {TEXT_SENTIMENT: text_sentiment}
+    served = pop.satisfaction.predict(x) if pop.satisfaction is not None else None
+    return Example(
+        event_id=output_id("example", "satisfaction", event.event_id), model="satisfaction",
+        customer_id=event.customer_id, ts=event.ts.isoformat(), snapshot_at=event.ts.isoformat(), features=x,
+        label=y, score=None if served is None else round(served, 4),
+        model_version=pop.satisfaction.version if pop.satisfaction is not None else None, baselines={},
+    )

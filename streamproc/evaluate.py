@@ -1,0 +1,176 @@
+"""``streamproc evaluate``: the online models learning from a replayed stream, scored as they go.
+
+In: a generated history (``GeneratorConfig``) or a history file read through the replay
+mapping (``streamproc.replay``). Out: ``Evaluation`` - the metrics over event time (one row
+per ``step_days``), the final figures of the models and of the baselines on the same matured
+labels, and a PNG plot of AUC and MAE over event time.
+
+The events go through the worker's decoder and pure pipeline, one event-time step at a time;
+the examples whose labels mature are learned by the same ``LearnerState`` the runtime learner
+uses (served prediction scored first, then learned), and the scorers get a copy of the
+models after every step, as workers get each published version. Lifetime-value parameters
+(for the P(alive) baseline) are refitted every ``refit_days`` as in the worker.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streamproc.contracts import load_contracts
+from streamproc.decisions.rules import Population, Rules
+from streamproc.features import btyd as days
+from streamproc.generate import GeneratorConfig
+from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
+from streamproc.ingest.events import InputEvent
+from streamproc.models import btyd
+from streamproc.models.learner import Example, LearnerState
+from streamproc.pipeline import apply_batch, sweep
+from streamproc.settings import Settings
+from streamproc.state.profile import Profile
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Evaluation:
+    """Metrics over event time and at the end."""
+
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    events: int = 0
+
+    def final(self) -> dict[str, Any]:
+        """The headline figures (the keys of ``--json``)."""
+        churn, sat = self.figures["churn"], self.figures["satisfaction"]
+        return {
+            "churn_auc": churn["auc"], "recency_auc": churn["baselines"]["recency"]["auc"],
+            "palive_auc": churn["baselines"]["palive"]["auc"], "churn_log_loss": churn["log_loss"],
+            "churn_ece": churn["ece"], "satisfaction_mae": sat["mae"], "satisfaction_rmse": sat["rmse"],
+            "satisfaction_r2": sat["r2"], "mean_baseline_mae": sat["mean_baseline_mae"],
+            "labels_matured": churn["labels"], "churn_positives": churn["positives"],
+            "satisfaction_labels": sat["labels"], "events": self.events,
+        }
+
+
+def generated_events(config: GeneratorConfig, settings: Settings) -> list[InputEvent]:
+    from streamproc.earlywarning import decoded_events
+
+    return decoded_events(config, settings)
+
+
+def file_events(path: Path, mapping: Path | None, settings: Settings) -> list[InputEvent]:
+    """The events of a history file, read and ordered as ``streamproc replay`` would publish them."""
+    from streamproc.replay import Display, ReplayOptions, Summary, detect_format, read_events
+
+    contracts = load_contracts(settings.topics_dir)
+    fmt = detect_format(path, None)
+    records = read_events(ReplayOptions(path, mapping=mapping), fmt, contracts,
+                          Summary(str(path), fmt, str(mapping) if mapping else None, True), Display())
+    types = {t.name: t.event_type for t in contracts.inputs}
+    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, settings.pseudonymiser(),
+                      TimeBounds(settings.min_event_time, float("inf")))
+    now = datetime.now().astimezone()
+    out = []
+    for _, topic, _, raw in records:
+        d = decoder.decode(raw, Source(topic, 0, -1), types[topic], now)
+        if isinstance(d, Decoded):
+            out.append(d.event)
+    return out
+
+
+def _steps(events: list[InputEvent], step: timedelta) -> Iterable[tuple[datetime, list[InputEvent]]]:
+    """Consecutive event-time windows of ``step`` and the events in each (events sorted by time)."""
+    if not events:
+        return
+    end, chunk = events[0].ts + step, []
+    for e in events:
+        while e.ts >= end:
+            yield end, chunk
+            end, chunk = end + step, []
+        chunk.append(e)
+    yield end, chunk
+
+
+def _refit(profiles: dict[str, Profile], at: datetime, version: int) -> btyd.LtvParams | None:
+    summaries = [s for p in profiles.values() if (s := days.summary(p.days, max(at, p.last_seen))) is not None]
+    try:
+        return btyd.fit(summaries, version, at)
+    except btyd.FitError:
+        return None
+
+
+def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
+             progress: Progress | None = None) -> Evaluation:
+    """Run ``events`` (in event-time order) through the pipeline and the learner; see the module docstring."""
+    rules = Rules.from_settings(settings)
+    state, pop, profiles = LearnerState(), Population(), {}
+    out = Evaluation(events=len(events))
+    next_refit, version, done = None, 0, 0
+    for until, chunk in _steps(events, timedelta(days=step_days)):
+        result = apply_batch(chunk, profiles, pop, rules)
+        profiles.update(result.profiles)
+        swept = sweep(profiles, dict.fromkeys(profiles, until), pop, rules)
+        profiles.update(swept.profiles)
+        for o in result.outputs + swept.outputs:
+            if isinstance(o, Example):
+                state.learn(o)
+        next_refit = next_refit or until + timedelta(days=refit_days)
+        if until >= next_refit:
+            version += 1
+            pop = replace(pop, ltv=_refit(profiles, until, version) or pop.ltv)
+            next_refit = until + timedelta(days=refit_days)
+        pop = replace(pop, churn=copy.deepcopy(state.churn), satisfaction=copy.deepcopy(state.satisfaction))
+        out.timeline.append(_row(until, state))
+        done += len(chunk)
+        if progress:
+            progress(done, len(events))
+    out.figures = state.figures()
+    return out
+
+
+def _row(at: datetime, state: LearnerState) -> dict[str, Any]:
+    f = state.figures()
+    churn, sat = f["churn"], f["satisfaction"]
+    return {
+        "at": at.isoformat(), "labels": churn["labels"], "churn_auc": churn["auc"],
+        "churn_auc_rolling": churn["rolling"]["auc"], "recency_auc": churn["baselines"]["recency"]["auc"],
+        "palive_auc": churn["baselines"]["palive"]["auc"], "satisfaction_labels": sat["labels"],
+        "satisfaction_mae": sat["mae"], "satisfaction_mae_rolling": sat["rolling"]["mae"],
+        "mean_baseline_mae": sat["mean_baseline_mae"],
+    }
+
+
+def plot(ev: Evaluation, path: Path) -> Path:
+    """AUC (model and baselines) and MAE (model and mean baseline) over event time, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in ev.timeline if r["churn_auc"] is not None or r["satisfaction_mae"] is not None]
+    at = [datetime.fromisoformat(r["at"]) for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for key, label in (("churn_auc", "churn model (whole stream)"), ("churn_auc_rolling", "churn model (last 1,000)"),
+                       ("recency_auc", "recency rule"), ("palive_auc", "BG/NBD P(alive)")):
+        top.plot(at, [r[key] for r in rows], label=label)
+    top.set_ylabel("ROC AUC on matured labels")
+    top.legend(loc="lower right")
+    top.grid(alpha=0.3)
+    for key, label in (("satisfaction_mae", "satisfaction model"), ("satisfaction_mae_rolling", "model (last 1,000)"),
+                       ("mean_baseline_mae", "running mean")):
+        bottom.plot(at, [r[key] for r in rows], label=label)
+    bottom.set_ylabel("MAE (satisfaction 0-1)")
+    bottom.set_xlabel("event time")
+    bottom.legend(loc="upper right")
+    bottom.grid(alpha=0.3)
+    fig.suptitle("streamproc evaluate: prequential metrics over event time")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
