@@ -19,6 +19,7 @@ state in process.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import ChurnModel, SatisfactionModel
 
 BASELINES = ("recency", "palive")
-REMEMBER = 100_000
+REMEMBER = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ class LearnerState:
 
     The same example can be published twice (a worker that crashed after publishing but
     before writing its state publishes it again, with the same id); the ids of the last
-    ``remember`` examples are kept, and an id seen among them is skipped (``duplicates``).
+    ``remember`` examples are kept, as 64-bit digests so the state written after every
+    batch stays small, and an id seen among them is skipped (``duplicates``).
     """
 
     def __init__(self, remember: int = REMEMBER) -> None:
@@ -73,17 +75,18 @@ class LearnerState:
         self.churn_metrics = ChurnMetrics(baselines=BASELINES)
         self.sat_metrics = SatisfactionMetrics()
         self.duplicates = 0
-        self._recent: deque[str] = deque(maxlen=remember)
-        self._seen: set[str] = set()
+        self._recent: deque[int] = deque(maxlen=remember)
+        self._seen: set[int] = set()
 
     def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen:
+        digest = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+        if digest in self._seen:
             self.duplicates += 1
             return False
         if len(self._recent) == self._recent.maxlen:
             self._seen.discard(self._recent[0])
-        self._recent.append(event_id)
-        self._seen.add(event_id)
+        self._recent.append(digest)
+        self._seen.add(digest)
         return True
 
     def learn(self, ex: Example) -> Drift | None:
@@ -111,6 +114,13 @@ class LearnerState:
             "satisfaction": {"version": self.satisfaction.version, "learned": self.satisfaction.learned,
                              **self.sat_metrics.snapshot()},
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_seen"}  # rebuilt from _recent
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._seen = set(self._recent)
 
     def dumps(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
