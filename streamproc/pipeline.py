@@ -54,15 +54,23 @@ def _session_outputs(p: Profile, emitted: list[sessions.Output]) -> list[Output]
 def next_due(p: Profile, rules: Rules) -> datetime | None:
     """Event time of the customer's next timer: session end, abandoned cart, inactivity or rescoring."""
     times = [lifecycle.next_due(p, rules), sessions.next_due(p.visits, rules.sessions),
-             p.scored_at + rules.rescore_every if p.scored_at else None, learning.next_due(p, rules)]
+             _rescore_due(p, rules), learning.next_due(p, rules)]
     return min((t for t in times if t is not None), default=None)
+
+
+def _rescore_due(p: Profile, rules: Rules) -> datetime | None:
+    """When a quiet customer is next rescored: every ``rescore_every`` until they churn; a churned
+    customer keeps the scores of the day they churned until they come back."""
+    if p.scored_at is None or p.stage == "churned":
+        return None
+    return p.scored_at + rules.rescore_every
 
 
 def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Profile, list[Output]]:
     """The profile after every timer due by event time ``now``: session ends and abandoned carts,
     churn labels whose horizon passed, inactivity transitions, and the periodic rescorings
-    (every ``rescore_every`` after the previous one, each at its own time, however far the
-    watermark moved at once: what they do depends only on event time)."""
+    (every ``rescore_every`` after the previous one until the customer churns, each at its own
+    time however far the watermark moved at once: what they do depends only on event time)."""
     visits, emitted = sessions.advance(p.visits, now, rules.sessions)
     p = replace(p, visits=visits) if visits is not p.visits else p
     out: list[Output] = _session_outputs(p, emitted)
@@ -71,8 +79,8 @@ def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Pr
     for t in lifecycle.inactivity(p, now, rules):
         p, emitted_t = _transition(p, t, None, pop)
         out += emitted_t
-    while p.scored_at is not None and p.scored_at + rules.rescore_every <= now:
-        p, changes = segments.rescore(p, p.scored_at + rules.rescore_every, pop, rules)
+    while (due := _rescore_due(p, rules)) is not None and due <= now:
+        p, changes = segments.rescore(p, due, pop, rules)
         out += changes
     return p, out
 
