@@ -47,6 +47,13 @@ def memberships(p: Profile, horizon_days: float) -> list[tuple[str, str]]:
         rows.append(("lifetime value", "not yet: no purchase, or no population fit yet"))
     cluster = f"{p.cluster}: {p.cluster_name}" if p.cluster is not None else "not assigned yet (model warming up)"
     rows.append(("behaviour cluster", cluster))
+    if p.churn is not None:
+        why = "; ".join(f"{feature} {direction} ({contribution:+.2f})" for feature, contribution, direction in p.churn.reasons)
+        rows.append(("churn risk", f"{p.churn.p:.3f} (online model v{p.churn.version}, {_t(p.churn.at)}): {why or '-'}"))
+    else:
+        rows.append(("churn risk", "no model published yet"))
+    if p.predicted_satisfaction is not None:
+        rows.append(("predicted satisfaction", f"{p.predicted_satisfaction:.2f} (0-1)"))
     return rows
 
 
