@@ -71,6 +71,8 @@ def on_activity(p: Profile, ts: datetime, rules: Rules) -> tuple[Profile, list[E
     if not p.pending:
         return p, []
     pending, matured = labels.on_activity(p.pending, ts, rules.churn_label_after)
+    if pending is p.pending:
+        return p, []
     return replace(p, pending=pending), _examples(p, matured, p.churn.version if p.churn else None)
 
 

@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TRACKING = re.compile(r"^(utm_[a-z_]+|gclid|gbraid|wbraid|fbclid|msclkid|dclid|mc_eid|mc_cid|_hsenc|_hsmkt|igshid|yclid)$", re.I)
 _ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
-_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 ID_FIELDS = ("event_id", "session_id", "order_id")
 
@@ -54,9 +53,11 @@ def clean_ts(value: Any, fixes: list[str]) -> Any:
     text = value.strip().upper()
     if len(text) > 10 and text[10] == " ":
         text = text[:10] + "T" + text[11:]
-    if not _ZONE.search(text):
+    zone = _ZONE.search(text, max(len(text) - 6, 0))  # a zone is the last 1, 5 or 6 characters
+    if not zone:
         raise Reject("bad_timestamp", f"ts {value!r} has no zone offset; send one, e.g. +00:00 or Z")
-    text = _COMPACT_OFFSET.sub(r"\1:\2", text)
+    if len(zone.group()) == 5:  # a compact offset, +HHMM
+        text = f"{text[:-2]}:{text[-2:]}"
     if text != value:
         fixes.append("ts_format")
     return text

@@ -263,7 +263,8 @@ class Processor:
             out.events.append(d.event)
             out.record_of[id(d.event)] = r
             out.partition_of[d.event.customer_id] = r.partition
-            out.stats.update(f"fix:{kind}" for kind in d.fixes)
+            if d.fixes:
+                out.stats.update(f"fix:{kind}" for kind in d.fixes)
         return out
 
     def _late_message(self, high: dict[str, float], r: RawRecord, d: Decoded) -> str:

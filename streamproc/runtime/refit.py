@@ -9,9 +9,9 @@ Every worker's store loads a new version on its next batch and uses it until the
 Fits are scheduled in event time (``STREAMPROC_LTV_REFIT_DAYS`` after the previous fit, or
 after the first watermark seen), so a replay fits at the same points of its history. One
 worker fits at a time (a lock key with a timeout); the fit runs beside the stream in a
-background task, and the CPU-heavy part (the maximum-likelihood fits and the cluster model's
-pass) runs in a child process of its own, so that it takes neither the event loop's time
-nor its interpreter lock.
+background task, and the CPU-heavy part (decoding the profiles, the maximum-likelihood fits
+and the cluster model's pass) runs in a child process of its own, so that it takes neither
+the event loop's time nor its interpreter lock.
 """
 
 from __future__ import annotations
@@ -92,15 +92,12 @@ class Refitter:
         if watermark < self.next_fit:
             return None
         started = time.perf_counter()
-        profiles = await self._profiles()
+        documents = await self._documents()
         version = int(doc.get(b"version", 0)) + 1
-        model = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else ClusterModel(
-            ClusterParams(n_clusters=self.clusters, min_learned=20 * self.clusters))
         at = _utc(watermark)
-        summaries, inputs = _fit_inputs(profiles, at, version)
         try:
-            params, model = await asyncio.get_running_loop().run_in_executor(
-                self._fitter(), _fit, summaries, inputs, at, version, model)
+            params, clusters, customers = await asyncio.get_running_loop().run_in_executor(
+                self._fitter(), _fit, documents, doc.get(b"clusters"), self.clusters, at, version)
         except BrokenProcessPool:
             self._pool = None  # the fit process died: the next fit starts another
             raise
@@ -111,12 +108,12 @@ class Refitter:
             return None
         self.next_fit = watermark + self.every.total_seconds()
         await self.r.hset(self.keys.models, mapping={
-            "version": version, "ltv": orjson.dumps(params.to_dict()), "clusters": model.dumps(),
-            "fitted_at": at.isoformat(), "next_fit": self.next_fit, "customers": len(profiles),
+            "version": version, "ltv": orjson.dumps(params.to_dict()), "clusters": clusters,
+            "fitted_at": at.isoformat(), "next_fit": self.next_fit, "customers": customers,
         })
         log.info("population models version %d fitted at event time %s on %d customers in %.2fs: "
                  "BG/NBD r=%.3f alpha=%.3f a=%.3f b=%.3f, Gamma-Gamma p=%.3f q=%.3f v=%.3f", version,
-                 at.isoformat(), len(profiles), time.perf_counter() - started,
+                 at.isoformat(), customers, time.perf_counter() - started,
                  params.r, params.alpha, params.a, params.b, params.p, params.q, params.v)
         return version
 
@@ -127,16 +124,17 @@ class Refitter:
                                              initializer=die_with_parent)
         return self._pool
 
-    async def _profiles(self) -> list[Profile]:
-        out: list[Profile] = []
+    async def _documents(self) -> list[bytes]:
+        """Every stored profile document (decoded in the fit process)."""
+        out: list[bytes] = []
         batch: list[bytes] = []
         async for key in self.r.scan_iter(match=self.keys.profile("*"), count=1000):
             batch.append(key)
             if len(batch) == 1000:
-                out += [codec.loads(Profile, d) for d in await self.r.mget(batch) if d]
+                out += [d for d in await self.r.mget(batch) if d]
                 batch = []
         if batch:
-            out += [codec.loads(Profile, d) for d in await self.r.mget(batch) if d]
+            out += [d for d in await self.r.mget(batch) if d]
         return out
 
 
@@ -155,11 +153,17 @@ def _fit_inputs(profiles: list[Profile], at: datetime, version: int) -> tuple[li
     return summaries, [cluster_input(vector(p, max(at, p.last_seen))) for p in ordered]
 
 
-def _fit(summaries: list[RfmSummary], inputs: list[dict[str, float]], at: datetime, version: int,
-         model: ClusterModel) -> tuple[btyd.LtvParams, ClusterModel]:
-    """Fit lifetime value on the buyers' summaries, then teach the cluster model every customer's
-    input (in the fit process: both come back to the worker)."""
+def _fit(documents: list[bytes], clusters: bytes | None, n_clusters: int, at: datetime,
+         version: int) -> tuple[btyd.LtvParams, bytes, int]:
+    """In the fit process: decode the profile documents, fit lifetime value on the buyers'
+    summaries, then teach the cluster model (stored as ``clusters``, or a new one of
+    ``n_clusters``) every customer's input. Returns the parameters, the cluster model as
+    stored and the number of customers."""
+    profiles = [codec.loads(Profile, d) for d in documents]
+    model = ClusterModel.loads(clusters) if clusters is not None else ClusterModel(
+        ClusterParams(n_clusters=n_clusters, min_learned=20 * n_clusters))
+    summaries, inputs = _fit_inputs(profiles, at, version)
     params = btyd.fit(summaries, version, at)
     for x in inputs:
         model.learn(x)
-    return params, model
+    return params, model.dumps(), len(profiles)
