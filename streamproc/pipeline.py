@@ -68,21 +68,29 @@ def _rescore_due(p: Profile, rules: Rules) -> datetime | None:
 
 def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Profile, list[Output]]:
     """The profile after every timer due by event time ``now``: session ends and abandoned carts,
-    churn labels whose horizon passed, inactivity transitions, and the periodic rescorings
-    (every ``rescore_every`` after the previous one until the customer churns, each at its own
-    time however far the watermark moved at once: what they do depends only on event time)."""
+    then, in event-time order and each at its own time, churn labels whose horizon passed,
+    inactivity transitions and the periodic rescorings (every ``rescore_every`` after the
+    previous one until the customer churns). However far the watermark moved at once, the
+    outputs are those of a watermark that passed every timer one by one: what they do
+    depends only on event time."""
     visits, emitted = sessions.advance(p.visits, now, rules.sessions)
     p = replace(p, visits=visits) if visits is not p.visits else p
     out: list[Output] = _session_outputs(p, emitted)
-    p, examples = learning.expire(p, now, rules)
-    out += examples
-    for t in lifecycle.inactivity(p, now, rules):
-        p, emitted_t = _transition(p, t, None, pop)
-        out += emitted_t
-    while (due := _rescore_due(p, rules)) is not None and due <= now:
-        p, changes = segments.rescore(p, due, pop, rules)
-        out += changes
+    while (at := _next_timer(p, rules)) is not None and at <= now:
+        p, examples = learning.expire(p, at, rules)
+        out += examples
+        for t in lifecycle.inactivity(p, at, rules):
+            p, emitted_t = _transition(p, t, None, pop)
+            out += emitted_t
+        if (due := _rescore_due(p, rules)) is not None and due <= at:
+            p, changes = segments.rescore(p, due, pop, rules)
+            out += changes
     return p, out
+
+
+def _next_timer(p: Profile, rules: Rules) -> datetime | None:
+    times = (learning.next_due(p, rules), lifecycle.next_due(p, rules), _rescore_due(p, rules))
+    return min((t for t in times if t is not None), default=None)
 
 
 def _visit(visits: sessions.Sessions, event: InputEvent, rules: Rules) -> tuple[sessions.Sessions, list[sessions.Output]]:

@@ -189,3 +189,43 @@ def test_every_output_matches_its_topic_contract() -> None:
     assert {roles[type(o)] for o in out} == {"segments", "alerts", "training"}
     for o in out:
         check[roles[type(o)]](orjson.loads(orjson.dumps(o.to_dict())))
+
+
+def churn_examples(outputs: list) -> list[tuple[float, float, float]]:  # noqa: ANN001
+    """(snapshot day, label, released day) of each churn training example."""
+    days = timedelta(days=1)
+    return [((datetime.fromisoformat(o.snapshot_at) - T0) / days, o.label, (datetime.fromisoformat(o.ts) - T0) / days)
+            for o in outputs if isinstance(o, Example) and o.model == "churn"]
+
+
+def test_churn_labels_mature_both_ways_one_horizon_after_their_snapshot() -> None:
+    """Scored at the purchases and rescored every 7 quiet days: the snapshots of days 0, 8
+    and 15 see the customer back on day 20 and are retained; the day-20 purchase's snapshot
+    and the quiet rescorings after it see no activity for 30 days and churn, until the
+    customer churns on day 65 and is no longer rescored. Every label is released at its
+    snapshot plus the 30-day horizon, though the watermark jumps from day 20 to day 100."""
+    _, out = run([buy("b0", 0), buy("b1", 1), click("c20", 20), buy("b2", 20)], until=100)
+    assert churn_examples(out) == [(0, 0, 30), (8, 0, 38), (15, 0, 45)] + [
+        (d, 1, d + 30) for d in (20, 27, 34, 41, 48, 55, 62)]
+    assert stages(out)[-1] == ("at_risk", "churned", 65, "no activity for 45 days")
+    assert len({o.event_id for o in out if isinstance(o, Example)}) == 10
+
+
+def test_the_watermark_s_steps_do_not_change_the_labels() -> None:
+    events = [buy("b0", 0), buy("b1", 1), click("c20", 20), buy("b2", 20)]
+    p, jumped = run(events, until=100)
+    res = apply_batch(events, {}, Population(), RULES)
+    stepped, q = list(res.outputs), res.profiles["C"]
+    for day in range(21, 101):
+        swept = sweep({"C": q}, {"C": at(day)}, Population(), RULES)
+        stepped += swept.outputs
+        q = swept.profiles.get("C", q)
+    assert jumped == stepped and p == q
+
+
+def test_a_comeback_after_the_horizon_retains_nothing_already_churned() -> None:
+    _, quiet = run([buy("b0", 0)], until=29.9)
+    assert churn_examples(quiet) == []  # not released before the horizon
+    _, out = run([buy("b0", 0), buy("b45", 45)], until=80)
+    assert churn_examples(out)[0] == (0, 1.0, 30)
+    assert (45, 1.0, 75) in churn_examples(out)  # day 45's snapshot, then quiet: churned at 75
