@@ -10,6 +10,10 @@ the examples whose labels mature are learned by the same ``LearnerState`` the ru
 uses (served prediction scored first, then learned), and the scorers get a copy of the
 models after every step, as workers get each published version. Lifetime-value parameters
 (for the P(alive) baseline) are refitted every ``refit_days`` as in the worker.
+
+The churn figures are those of the scores served at the snapshots, by the model as it was
+then: the first horizon's are the cold model's (the recency prior, ``models.online``), and
+a history only a few horizons long is mostly cold. ``streamproc evaluate`` generates a year.
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.
              progress: Progress | None = None) -> Evaluation:
     """Run ``events`` (in event-time order) through the pipeline and the learner; see the module docstring."""
     rules = Rules.from_settings(settings)
-    state, pop, profiles = LearnerState(), Population(), {}
+    state, pop, profiles = LearnerState(horizon_days=settings.churn_label_days), Population(), {}
     out = Evaluation(events=len(events))
     next_refit, version, done = None, 0, 0
     for until, chunk in _steps(events, timedelta(days=step_days)):

@@ -82,3 +82,18 @@ def test_bench_prints_its_figures() -> None:
     assert {"events_per_s", "noop_events_per_s", "ratio", "p50_ms", "p99_ms"} <= result.keys()
     assert result["events"] == 3000 and result["latency_events"] == 200
     assert result["ratio"] == pytest.approx(result["events_per_s"] / result["noop_events_per_s"], rel=0.01)
+
+
+def test_evaluate_prints_the_table_saves_the_plot_and_ends_with_json(tmp_path: Path) -> None:
+    plot = tmp_path / "eval.png"
+    run = subprocess.run(streamproc("evaluate", "--customers", "80", "--days", "120", "--plot", str(plot), "--json"),
+                         capture_output=True, env=clean_env(), timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    lines = run.stdout.decode().strip().splitlines()
+    result = orjson.loads(lines[-1])
+    assert {"churn_auc", "recency_auc", "palive_auc", "satisfaction_mae", "mean_baseline_mae",
+            "labels_matured"} <= result.keys()
+    assert result["labels_matured"] > 500 and result["satisfaction_labels"] > 100
+    assert result["satisfaction_mae"] < result["mean_baseline_mae"]
+    assert any("churn ROC AUC" in line for line in lines)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

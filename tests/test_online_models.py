@@ -248,9 +248,16 @@ def test_contributions_add_up_to_the_log_odds() -> None:
 
 
 def test_cold_models() -> None:
-    x = customer(random.Random(0)) | {TEXT_SENTIMENT: 0.0}
-    assert ChurnModel().predict(x) == 0.5 and ChurnModel().reasons(x) == []
-    assert SatisfactionModel().predict(x) == 0.5
+    """Before its first label the churn model ranks by recency alone, at modest odds; the
+    satisfaction model answers 0.5."""
+    rng = random.Random(0)
+    people = [customer(rng) | {TEXT_SENTIMENT: 0.0} for _ in range(50)]
+    cold = ChurnModel(horizon_days=30)
+    assert sorted(people, key=cold.predict) == sorted(people, key=recency_score)
+    lapsed = people[0] | {"days_since_last": 59.5}
+    assert cold.predict(lapsed) == pytest.approx(1 / (1 + math.e))  # odds 2:e at two horizons, / 2 the positive weight
+    assert [(r.feature, r.direction) for r in cold.reasons(lapsed)] == [("days_since_last", "raises risk")]
+    assert SatisfactionModel().predict(people[0]) == 0.5
 
 
 def test_non_finite_features_are_refused() -> None:

@@ -67,10 +67,11 @@ class LearnerState:
     before writing its state publishes it again, with the same id); the ids of the last
     ``remember`` examples are kept, as 64-bit digests so the state written after every
     batch stays small, and an id seen among them is skipped (``duplicates``).
+    ``horizon_days`` is the churn label horizon, which the churn model's prior reads.
     """
 
-    def __init__(self, remember: int = REMEMBER) -> None:
-        self.churn = ChurnModel()
+    def __init__(self, remember: int = REMEMBER, horizon_days: float = 30.0) -> None:
+        self.churn = ChurnModel(horizon_days=horizon_days)
         self.satisfaction = SatisfactionModel()
         self.churn_metrics = ChurnMetrics(baselines=BASELINES)
         self.sat_metrics = SatisfactionMetrics()

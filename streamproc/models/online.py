@@ -24,10 +24,20 @@ Both models are ``StandardScaler | clip | linear model``, learned by plain SGD:
 
 ``ChurnModel`` (``LogisticRegression``, lr 0.02) learns ``(snapshot.features, label)`` from
 ``streamproc.features.labels``: label 1 says the customer was inactive for the churn horizon
-after the snapshot. On synthetic customers whose churn depends on two of the 13 inputs,
-over labels 3,000-6,000, lr 0.01 and 0.02 have an AUC 0.006 and 0.010 below that of the
-true probabilities (0.782), 0.05 0.023 below; over the 1,000 labels after the relation
-reversed, 0.02 had AUC 0.69 and 0.66 (two seeds), 0.01 0.60 and 0.56.
+after the snapshot. It starts from the recency rule as a prior: besides the scaled inputs,
+its log-odds include ``RECENCY_PRIOR``, ``log((days_since_last + 0.5) / horizon)`` unscaled,
+whose weight starts at 1 (the intercept at -1): before its first label the model serves the
+recency rule's ranking, and from then on learns corrections to it, the prior's own weight
+included. Churn labels arrive one horizon after their snapshot and rarely at first (on the
+generator's streams the first churners stop about half-way through), so a model that
+starts at 0.5 serves its first months of scores from negatives only, and learns that
+inactivity means loyalty before it sees a churner: on a generated year (500 customers,
+21,469 labels, 752 churned; ``streamproc evaluate``) the served AUC was 0.83 without the
+prior against the recency rule's 0.89, and 0.90 with it. Positives weigh
+``POSITIVE_WEIGHT`` (2) in the loss: churn is the rare class (3-7 % of labels), and the
+weight raised that AUC by 0.004-0.006 on two seeds without worsening the log loss. A
+weighted loss learns the odds times the weight, so ``predict`` divides them by it again
+(subtracts ``log(POSITIVE_WEIGHT)`` from the log-odds): the probabilities stay calibrated.
 ``CHURN_FEATURES`` holds the customer's recency, cadence, tenure, basket, engagement and
 mood, one input for each: counts that only grow with tenure
 (``orders``, ``spend``, ``frequency``, ``feedbacks``, ``max_order``, ``abandoned_value``) repeat
@@ -38,7 +48,8 @@ same thing split one weight between them unpredictably, which would make ``reaso
 unreadable. ``items_per_order``, ``top_category_share`` and ``visit_minutes`` describe what
 is bought and how, not whether the customer comes back. ``reasons`` gives each input's
 weight times its clipped z-score: its part in the log-odds against a customer at the
-population mean.
+population mean; the prior's part (its weight times its distance from its running mean)
+counts as ``days_since_last``'s.
 
 ``SatisfactionModel`` (``LinearRegression``, lr 0.01, starting at 0.5) predicts the 0-1
 satisfaction of a feedback before its rating is known, clipped to [0, 1]. Its contract: the
@@ -79,7 +90,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Self
 
-from river import base, compose, linear_model, optim, preprocessing
+from river import linear_model, optim, preprocessing, stats
 
 CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last",
@@ -131,6 +142,11 @@ class OnlineParams:
 
 CHURN_PARAMS = OnlineParams(lr=0.02, l2=1e-4)
 SATISFACTION_PARAMS = OnlineParams(lr=0.01, l2=1e-4)
+RECENCY_PRIOR = "recency_prior"
+"""The churn model's prior input: the recency rule's log-odds (``ChurnModel.prior``)."""
+PRIOR_INTERCEPT = -1.0
+POSITIVE_WEIGHT = 2.0
+_LOG_POSITIVE_WEIGHT = math.log(POSITIVE_WEIGHT)
 Z_CLIP = 3.0
 """Scaled inputs are clipped to +-``Z_CLIP`` standard deviations before the linear model."""
 
@@ -160,23 +176,18 @@ class _OnlineModel:
         self.params = params or self.defaults
         self.learned = 0
         self.version = 0
-        self._model = preprocessing.StandardScaler() | compose.FuncTransformer(_clip) | self._regression(self.params)
-
-    @staticmethod
-    def _regression(params: OnlineParams) -> base.Estimator:
-        raise NotImplementedError
+        self._scaler = preprocessing.StandardScaler()
 
     def dumps(self) -> bytes:
         """The whole model as bytes, for a snapshot in Redis."""
-        state = (self.params, self.learned, self.version, self._model)
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def loads(cls, data: bytes) -> Self:
         """The model a ``dumps`` snapshot holds; only for bytes ``dumps`` wrote."""
-        params, learned, version, pipeline = pickle.loads(data)
-        model = cls(params)
-        model.learned, model.version, model._model = learned, version, pipeline
+        model = pickle.loads(data)
+        if not isinstance(model, cls):
+            raise TypeError(f"not a {cls.__name__} snapshot")
         return model
 
     def publish(self) -> bytes:
@@ -187,32 +198,56 @@ class _OnlineModel:
     def _inputs(self, x: Mapping[str, float]) -> dict[str, float]:
         return inputs(x, self.features)
 
+    def _scaled(self, raw: dict[str, float]) -> dict[str, float]:
+        return _clip(self._scaler.transform_one(raw))
+
 
 class ChurnModel(_OnlineModel):
-    """P(churn within the horizon) from ``CHURN_FEATURES``; see the module docstring."""
+    """P(churn within ``horizon_days``) from ``CHURN_FEATURES`` and the recency prior; see the module docstring."""
 
     features = CHURN_FEATURES
     defaults = CHURN_PARAMS
 
-    @staticmethod
-    def _regression(params: OnlineParams) -> base.Estimator:
-        return linear_model.LogisticRegression(optimizer=optim.SGD(params.lr), l2=params.l2)
+    def __init__(self, params: OnlineParams | None = None, horizon_days: float = 30.0) -> None:
+        super().__init__(params)
+        if not horizon_days > 0:
+            raise ValueError("need horizon_days > 0")
+        self.horizon_days = horizon_days
+        self._regression = linear_model.LogisticRegression(
+            optimizer=optim.SGD(self.params.lr), l2=self.params.l2,
+            loss=optim.losses.Log(weight_pos=POSITIVE_WEIGHT), intercept_init=PRIOR_INTERCEPT)
+        self._regression._weights[RECENCY_PRIOR] = 1.0
+        self._prior_mean = stats.Mean()
+
+    def prior(self, x: Mapping[str, float]) -> float:
+        """The recency rule's log-odds, ``log((days_since_last + 0.5) / horizon_days)``."""
+        return math.log((max(x["days_since_last"], 0.0) + 0.5) / self.horizon_days)
+
+    def _linear(self, x: Mapping[str, float]) -> dict[str, float]:
+        raw = self._inputs(x)
+        return self._scaled(raw) | {RECENCY_PRIOR: self.prior(x)}
 
     def predict(self, x: Mapping[str, float]) -> float:
-        """P(churn) of feature vector ``x``; 0.5 before anything is learned."""
-        return float(self._model.predict_proba_one(self._inputs(x))[True])
+        """P(churn) of feature vector ``x``; before anything is learned, the prior's."""
+        logit = self._regression._raw_dot_one(self._linear(x)) - _LOG_POSITIVE_WEIGHT
+        return 1.0 / (1.0 + math.exp(-logit)) if logit > -700 else 0.0
 
     def learn(self, x: Mapping[str, float], y: int) -> None:
         """Learn one matured label: ``y`` 1 churned, 0 retained."""
-        self._model.learn_one(self._inputs(x), bool(y))
+        raw = self._inputs(x)
+        self._scaler.learn_one(raw)
+        prior = self.prior(x)
+        self._prior_mean.update(prior)
+        self._regression.learn_one(self._scaled(raw) | {RECENCY_PRIOR: prior}, bool(y))
         self.learned += 1
 
     def reasons(self, x: Mapping[str, float], k: int = 3) -> list[Reason]:
         """The ``k`` features that move ``x``'s log-odds most, largest first; none that move it not at all."""
-        z = _clip(self._model["StandardScaler"].transform_one(self._inputs(x)))
-        weights = self._model["LogisticRegression"].weights
-        parts = [(f, weights.get(f, 0.0) * z[f]) for f in self.features]
-        top = sorted((p for p in parts if p[1] != 0.0), key=lambda p: -abs(p[1]))[:k]
+        z = self._linear(x)
+        weights = self._regression.weights
+        parts = {f: weights.get(f, 0.0) * z[f] for f in self.features}
+        parts["days_since_last"] += weights.get(RECENCY_PRIOR, 0.0) * (z[RECENCY_PRIOR] - self._prior_mean.get())
+        top = sorted((p for p in parts.items() if p[1] != 0.0), key=lambda p: -abs(p[1]))[:k]
         return [Reason(f, float(x[f]), c, "raises risk" if c > 0 else "lowers risk") for f, c in top]
 
 
@@ -222,17 +257,21 @@ class SatisfactionModel(_OnlineModel):
     features = SATISFACTION_FEATURES
     defaults = SATISFACTION_PARAMS
 
-    @staticmethod
-    def _regression(params: OnlineParams) -> base.Estimator:
-        return linear_model.LinearRegression(optimizer=optim.SGD(params.lr), l2=params.l2, intercept_init=0.5)
+    def __init__(self, params: OnlineParams | None = None) -> None:
+        super().__init__(params)
+        self._regression = linear_model.LinearRegression(
+            optimizer=optim.SGD(self.params.lr), l2=self.params.l2, intercept_init=0.5)
 
     def predict(self, x: Mapping[str, float]) -> float:
         """Expected satisfaction of the feedback ``x`` describes, clipped to [0, 1]."""
-        return min(1.0, max(0.0, float(self._model.predict_one(self._inputs(x)))))
+        y = self._regression.predict_one(self._scaled(self._inputs(x)))
+        return min(1.0, max(0.0, float(y)))
 
     def learn(self, x: Mapping[str, float], y: float) -> None:
         """Learn the feedback's actual satisfaction ``y`` (0-1)."""
-        self._model.learn_one(self._inputs(x), float(y))
+        raw = self._inputs(x)
+        self._scaler.learn_one(raw)
+        self._regression.learn_one(self._scaled(raw), float(y))
         self.learned += 1
 
 

@@ -56,7 +56,8 @@ def build_learner(app: faust.App, settings: Settings, contracts: Contracts) -> L
         return await app.producer.send(topic, key, value, None, None, None)
 
     return Learner(redis_client(settings), Keys(settings.key_prefix), send, contracts.one("model-health").name,
-                   settings.model_publish_examples, settings.model_publish_s, settings.redis_timeout_s)
+                   settings.model_publish_examples, settings.model_publish_s, settings.redis_timeout_s,
+                   settings.churn_label_days)
 
 
 def _pending(app: faust.App, tp: str, applied: int) -> bool:

@@ -56,8 +56,10 @@ class Learner:
     """Owns ``LearnerState`` for the worker that holds the training partition."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, send: Send, health_topic: str,
-                 publish_examples: int = 200, publish_s: float = 5.0, timeout_s: float = 10.0) -> None:
+                 publish_examples: int = 200, publish_s: float = 5.0, timeout_s: float = 10.0,
+                 horizon_days: float = 30.0) -> None:
         self.r, self.keys, self.send, self.health_topic = client, keys, send, health_topic
+        self.horizon_days = horizon_days
         self.publish_examples, self.publish_s, self._timeout = publish_examples, publish_s, timeout_s
         self.state: LearnerState | None = None
         self.offset = -1
@@ -67,7 +69,8 @@ class Learner:
 
     async def _load(self) -> None:
         doc = await self.r.hgetall(self.keys.learner)
-        self.state = LearnerState.loads(doc[b"state"]) if b"state" in doc else LearnerState()
+        self.state = (LearnerState.loads(doc[b"state"]) if b"state" in doc
+                      else LearnerState(horizon_days=self.horizon_days))
         self.offset = int(doc.get(b"offset", -1))
         self.version = int(await self.r.hget(self.keys.online_models, "version") or 0)
         log.info("learner state loaded: %d churn and %d satisfaction examples learned, offset %d, version %d",
