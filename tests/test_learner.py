@@ -4,6 +4,7 @@ redeliveries, versioned publication of the models, and a model-health record on 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from streamproc.features.vector import FEATURES
 from streamproc.models.learner import Example, LearnerState
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.keys import Keys
-from streamproc.runtime.learner import Learner
+from streamproc.runtime.learner import Learner, OnlineModels
 from tests.conftest import consume
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -94,3 +95,33 @@ def test_an_example_published_twice_is_learned_once() -> None:
     for raw in raws[:30] + raws[25:30] + raws[30:]:  # five republished right after the originals
         state.learn(Example.from_record(orjson.loads(raw)))
     assert (state.churn.learned, state.duplicates) == (50, 5)
+
+
+def test_state_and_models_of_another_layout_are_replaced_not_fatal(redis_url: str, kafka_url: str,
+                                                                   caplog: Any) -> None:
+    """A learner state and model snapshots from a streamproc whose models were laid out
+    differently: the learner starts afresh from the next example and its next version
+    replaces the old one; meanwhile a scoring worker scores without models."""
+    r = redis.Redis.from_url(redis_url)
+    old = LearnerState()
+    old.format = 1
+    r.hset(Keys().learner, mapping={"state": old.dumps(), "offset": 9})
+    r.hset(Keys().online_models, mapping={"version": 4, "churn": pickle.dumps((1, 2)), "satisfaction": b"x"})
+
+    async def score() -> OnlineModels:
+        client = aioredis.Redis.from_url(redis_url)
+        models = OnlineModels(client, Keys())
+        await models.refresh()
+        await client.aclose()
+        return models
+
+    scorer = asyncio.run(score())
+    assert (scorer.version, scorer.churn, scorer.satisfaction) == (4, None, None)
+    rng = random.Random(4)
+    learner = asyncio.run(run_learner(redis_url, kafka_url, [[(i, churn_example(i, rng)) for i in range(5, 40)]],
+                                      publish_examples=20))
+    assert learner.state is not None and learner.state.churn.learned == 30  # offsets 10-39, after the stored 9
+    assert int(r.hget(Keys().online_models, "version")) == 5
+    assert asyncio.run(score()).churn is not None
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
+    assert any("cannot be loaded" in m for m in warnings) and any("learn afresh" in m for m in warnings)

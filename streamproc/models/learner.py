@@ -30,6 +30,12 @@ from streamproc.models.online import ChurnModel, SatisfactionModel
 
 BASELINES = ("recency", "palive")
 REMEMBER = 20_000
+FORMAT = 2
+"""Bumped whenever a model's or the state's layout changes: ``loads`` refuses another format."""
+
+
+class IncompatibleState(ValueError):
+    """A learner state written by a streamproc whose models are laid out differently."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class LearnerState:
     """
 
     def __init__(self, remember: int = REMEMBER, horizon_days: float = 30.0) -> None:
+        self.format = FORMAT
         self.churn = ChurnModel(horizon_days=horizon_days)
         self.satisfaction = SatisfactionModel()
         self.churn_metrics = ChurnMetrics(baselines=BASELINES)
@@ -132,4 +139,7 @@ class LearnerState:
         state = pickle.loads(data)
         if not isinstance(state, LearnerState):
             raise TypeError("not a learner state")
+        if getattr(state, "format", 1) != FORMAT:
+            raise IncompatibleState(f"learner state of format {getattr(state, 'format', 1)}; "
+                                    f"this streamproc reads format {FORMAT}")
         return state

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import pickle
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +31,7 @@ from redis.exceptions import WatchError
 
 from streamproc.decisions.rules import Population
 from streamproc.frozen import replace
-from streamproc.models.learner import Example, LearnerState
+from streamproc.models.learner import Example, IncompatibleState, LearnerState
 from streamproc.models.metrics import Drift
 from streamproc.models.online import ChurnModel, SatisfactionModel
 from streamproc.runtime.keys import Keys
@@ -69,12 +70,24 @@ class Learner:
 
     async def _load(self) -> None:
         doc = await self.r.hgetall(self.keys.learner)
-        self.state = (LearnerState.loads(doc[b"state"]) if b"state" in doc
-                      else LearnerState(horizon_days=self.horizon_days))
+        self.state = self._state(doc.get(b"state"))
         self.offset = int(doc.get(b"offset", -1))
         self.version = int(await self.r.hget(self.keys.online_models, "version") or 0)
         log.info("learner state loaded: %d churn and %d satisfaction examples learned, offset %d, version %d",
                  self.state.churn.learned, self.state.satisfaction.learned, self.offset, self.version)
+
+    def _state(self, data: bytes | None) -> LearnerState:
+        """The stored state; a fresh one when there is none, or when an older streamproc wrote
+        it in a layout this one cannot read (the models then learn afresh from the next example)."""
+        if data is None:
+            return LearnerState(horizon_days=self.horizon_days)
+        try:
+            return LearnerState.loads(data)
+        except IncompatibleState as exc:
+            log.warning("the learner state in %s cannot be used (%s): the models learn afresh from the "
+                        "next training example, and the next published version replaces the old one",
+                        self.keys.learner, exc)
+            return LearnerState(horizon_days=self.horizon_days)
 
     async def handle(self, records: list[tuple[int, bytes | None]]) -> None:
         """Learn the ``(offset, value)`` records not learned yet; returns once the state is durable."""
@@ -174,8 +187,15 @@ class OnlineModels:
                                                                 "version")
         if churn is None or satisfaction is None:
             return
-        self.churn, self.satisfaction = ChurnModel.loads(churn), SatisfactionModel.loads(satisfaction)
         self.version = int(version_again or version)
+        try:
+            self.churn, self.satisfaction = ChurnModel.loads(churn), SatisfactionModel.loads(satisfaction)
+        except (TypeError, AttributeError, pickle.UnpicklingError) as exc:
+            self.churn = self.satisfaction = None
+            log.warning("online models version %d in %s cannot be loaded (%s: written by another streamproc "
+                        "version?); scoring without them until the learner publishes the next version",
+                        self.version, self.keys.online_models, exc)
+            return
         log.info("online models version %d loaded", self.version)
 
     def population(self, pop: Population) -> Population:
