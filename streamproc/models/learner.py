@@ -20,13 +20,13 @@ state in process.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import ChurnModel, SatisfactionModel
+from streamproc.models.snapshot import Pickled
 
 BASELINES = ("recency", "palive")
 REMEMBER = 20_000
@@ -66,7 +66,7 @@ class Example:
         return cls(**fields)
 
 
-class LearnerState:
+class LearnerState(Pickled):
     """Both models and their metrics; ``learn`` each example once, in the order of the topic.
 
     The same example can be published twice (a worker that crashed after publishing but
@@ -130,15 +130,10 @@ class LearnerState:
         self.__dict__.update(state)
         self._seen = set(self._recent)
 
-    def dumps(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @staticmethod
-    def loads(data: bytes) -> LearnerState:
-        """The state ``dumps`` wrote (only bytes streamproc wrote itself: a pickle can run code)."""
-        state = pickle.loads(data)
-        if not isinstance(state, LearnerState):
-            raise TypeError("not a learner state")
+    @classmethod
+    def loads(cls, data: bytes) -> Self:
+        """The state ``dumps`` wrote; ``IncompatibleState`` if another layout's."""
+        state = super().loads(data)
         if getattr(state, "format", 1) != FORMAT:
             raise IncompatibleState(f"learner state of format {getattr(state, 'format', 1)}; "
                                     f"this streamproc reads format {FORMAT}")

@@ -64,15 +64,16 @@ satisfaction, about 2 ms with ``loads``: a checkpoint per batch, never per label
 from __future__ import annotations
 
 import math
-import pickle
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from river import drift
+
+from streamproc.models.snapshot import Pickled
 
 BINS = 1000
 WINDOW = 1000
@@ -92,20 +93,6 @@ class Drift:
     at_count: int
     mean_before: float
     mean_after: float
-
-
-class _Pickled:
-    def dumps(self) -> bytes:
-        """The whole state as bytes, to checkpoint with the learner's offsets."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def loads(cls, data: bytes) -> Self:
-        """The state a ``dumps`` wrote; only for bytes ``dumps`` wrote."""
-        state = pickle.loads(data)
-        if not isinstance(state, cls):
-            raise TypeError(f"expected a {cls.__name__} snapshot, got {type(state).__name__}")
-        return state
 
 
 class DriftWatch:
@@ -136,7 +123,7 @@ class DriftWatch:
         return {"detections": self.detections, "last": asdict(self.last) if self.last else None}
 
 
-class ChurnMetrics(_Pickled):
+class ChurnMetrics(Pickled):
     """AUC, log loss and calibration of churn scores, with baselines' AUC; see the module docstring."""
 
     def __init__(self, baselines: tuple[str, ...] = (), window: int = WINDOW, delta: float = DELTA) -> None:
@@ -180,7 +167,7 @@ class ChurnMetrics(_Pickled):
                 | {"rolling": rolling, "drift": self._watch.figures()})
 
 
-class SatisfactionMetrics(_Pickled):
+class SatisfactionMetrics(Pickled):
     """MAE, RMSE and R2 of satisfaction predictions, with the mean baseline's MAE; see the module docstring."""
 
     def __init__(self, window: int = WINDOW, delta: float = DELTA) -> None:

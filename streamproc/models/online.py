@@ -85,12 +85,13 @@ True
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Literal
 
 from river import linear_model, optim, preprocessing, stats
+
+from streamproc.models.snapshot import Pickled
 
 CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last",
@@ -166,7 +167,7 @@ class Reason:
     direction: Direction
 
 
-class _OnlineModel:
+class _OnlineModel(Pickled):
     """What both models share: inputs, counters and snapshots."""
 
     features: tuple[str, ...]
@@ -177,18 +178,6 @@ class _OnlineModel:
         self.learned = 0
         self.version = 0
         self._scaler = preprocessing.StandardScaler()
-
-    def dumps(self) -> bytes:
-        """The whole model as bytes, for a snapshot in Redis."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def loads(cls, data: bytes) -> Self:
-        """The model a ``dumps`` snapshot holds; only for bytes ``dumps`` wrote."""
-        model = pickle.loads(data)
-        if not isinstance(model, cls):
-            raise TypeError(f"not a {cls.__name__} snapshot")
-        return model
 
     def publish(self) -> bytes:
         """Bump ``version`` and return the snapshot to publish under it."""
