@@ -5,7 +5,7 @@
     StreamprocError
     ├── ConfigError        settings or topic contracts are wrong; the message says which and how to fix it
     ├── StackError         the embedded broker or Redis could not be started or reached
-    ├── ReplayError        (replay.py) a history file cannot be replayed: missing topics, broker down, bad encoding
+    ├── ReplayError        (replay/) a history file cannot be replayed: missing topics, broker down, bad encoding
     │   └── MappingError   a column mapping names an unknown field or a column the file lacks
     └── FitError           (models/btyd.py, also a ValueError) too little data, or no usable fit, for the
                            lifetime-value models; the previous parameters stay in use
