@@ -52,7 +52,8 @@ class Pseudonymiser:
     def __init__(self, secret: bytes, version: int = 1) -> None:
         if not secret:
             raise ValueError("the pseudonymisation secret must not be empty")
-        self._secret, self.version = secret, version
+        self.version = version
+        self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # keyed once; copied per value
         self._cache: dict[tuple[str, str], str] = {}
 
     def key(self, purpose: str, raw: str) -> str:
@@ -70,8 +71,9 @@ class Pseudonymiser:
     def _compute(self, purpose: str, raw: str) -> str:
         if KEYED.match(raw):
             return raw
-        message = f"{purpose}:{NORMALISE[purpose](raw)}".encode()
-        return f"k{self.version}_{hmac.digest(self._secret, message, hashlib.sha256)[:16].hex()}"
+        mac = self._mac.copy()
+        mac.update(f"{purpose}:{NORMALISE[purpose](raw)}".encode())
+        return f"k{self.version}_{mac.digest()[:16].hex()}"
 
     def customer(self, raw: str) -> str:
         return self.key("customer", raw)
