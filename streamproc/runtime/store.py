@@ -108,6 +108,7 @@ class Store:
         self._timeout = timeout_s
         self.population = PopulationView(keys, top_fraction, min_population, margin)
         self._written: dict[str, tuple[bytes, Profile]] = {}
+        self._sized = False
 
     @asynccontextmanager
     async def guard(self, partitions: Iterable[int]) -> AsyncIterator[aioredis.client.Pipeline]:
@@ -135,17 +136,30 @@ class Store:
         m = len(by_partition)
         offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
                    for tp, v in zip(fields, got) if v is not None}
-        population, version = self.population.parse(res[m + 1])
+        reply = res[m + 1] if self._sized else await self._first_population(res[m + 1])
+        population, version = self.population.parse(reply)
         if version != self.population.version:
             async with asyncio.timeout(self._timeout):
                 await self.population.reload(self.r)
-            population, _ = self.population.parse(res[m + 1])
+            population, _ = self.population.parse(reply)
         return Loaded(
             profiles={cid: self._profile(cid, doc) for cid, doc in zip(customers, docs)},
             offsets=offsets,
             high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
         )
+
+    async def _first_population(self, reply: list[object]) -> list[object]:
+        """The population read once more after the store's first read, which placed its ranks
+        without the population sizes (it returns them): a store just started decides with the
+        same bounds as the one before it, so a batch applied again republishes identical records."""
+        self.population.parse(reply)
+        async with asyncio.timeout(self._timeout):
+            pipe = self.r.pipeline(transaction=False)
+            self.population.queue(pipe)
+            (again,) = await pipe.execute()
+        self._sized = True
+        return again
 
     async def waiting(self, watermarks: Mapping[int, float], limit: int) -> Waiting:
         """Held events at or below each partition's watermark (at most ``limit`` per partition,
