@@ -111,6 +111,34 @@ def test_worker_sigkill_and_restart(kafka_url, redis_url, worker_env, spawn_work
     verify("worker SIGKILL x3", records, contracts, redis_url, kafka_url, max(recover))
 
 
+def processing_child(worker: Any) -> int:
+    """The pid of the worker's processing process (``runtime.offload``): its child started by
+    multiprocessing's spawn (not the resource tracker, its other child)."""
+    for pid in (Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()):
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError("the worker has no processing process")
+
+
+def test_processing_process_sigkill_ends_the_worker(kafka_url, redis_url, worker_env, spawn_worker, contracts):
+    records = list(event_records(contracts, events(seed=26)))
+    asyncio.run(publish(kafka_url, records))
+    worker = spawn_worker(worker_env)
+    recover = []
+    for share in (0.25, 0.5, 0.75):
+        wait_processed(redis_url, int(len(records) * share), [worker])
+        os.kill(processing_child(worker), signal.SIGKILL)
+        assert worker.wait(60) == 1
+        before = processed(redis_url)
+        worker = spawn_worker(worker_env, f"worker-after-child-kill-{share}")
+        recover.append(first_progress_after(redis_url, before))
+    wait_processed(redis_url, len(records), [worker])
+    verify("processing SIGKILL x3", records, contracts, redis_url, kafka_url, max(recover))
+
+
 def test_redis_killed_and_restarted(kafka_url, worker_env, spawn_worker, contracts, tmp_path: Path):
     port = free_port()
     proc, url = start_redis(tmp_path / "aof", appendonly=True, port=port)

@@ -1,0 +1,208 @@
+"""The processor in a process of its own: the Faust worker consumes, a child process applies.
+
+In: batches of input records and ticks from the worker's agent and timer, each with the
+consumer's high watermarks of the worker's input partitions. Out: what ``Processor.handle``
+does with them (outputs published and acknowledged, state committed to Redis), done in a
+child process with its own Redis client and Kafka producer. Decoding, the pipeline and the
+Redis work then run beside Faust's per-message work instead of taking turns with it on one
+interpreter lock: the agent collects the next batch while the child applies the previous one.
+
+Calls run one at a time, in the order they are made, and a call returns only once its
+effects are durable, so the agent acknowledges records to Kafka only then. The worker and
+its child live and die together: the child ends with the worker (``die_with_parent``), and
+a worker whose child died exits at once with status 1, as a worker that crashed, so what
+follows is what follows any crash: the records it had not acknowledged are applied again
+by the next worker of the group, and those already applied are skipped by their offsets.
+(Restarting the child alone would apply them again with online models that the worker's
+learner may have published meanwhile, and republish outputs with other scores.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from streamproc.contracts import Contracts, load_contracts
+from streamproc.decisions.rules import Rules
+from streamproc.ingest.decode import Decoder, TimeBounds
+from streamproc.runtime.admin import bootstrap
+from streamproc.runtime.keys import Keys
+from streamproc.runtime.learner import OnlineModels
+from streamproc.runtime.processor import Ordering, Processor, RawRecord, Send
+from streamproc.runtime.refit import Refitter
+from streamproc.runtime.store import Store
+from streamproc.settings import Settings
+from streamproc.stack import die_with_parent
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
+STOP_WAIT_S = 5.0
+
+Record = tuple[str, int, int, bytes | None]
+"""``(topic, partition, offset, value)`` of one input record, as sent to the child."""
+Highwater = dict[str, int | None]
+"""The consumer's high watermark of each assigned input topic-partition (``"topic:N"``)."""
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """An asyncio Redis client; timeouts are applied per pipeline by the store."""
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=None, socket_connect_timeout=5)
+
+
+def build_processor(settings: Settings, contracts: Contracts, send: Send,
+                    pending: Callable[[str, int], bool]) -> Processor:
+    """The processor of ``settings``, publishing with ``send``; ``pending(tp, applied_offset)``
+    says whether the consumer knows of records on ``tp`` past that offset."""
+    client, keys_ = redis_client(settings), Keys(settings.key_prefix)
+    store = Store(client, keys_, Rules.from_settings(settings), settings.top_spend_fraction,
+                  settings.min_population, settings.redis_timeout_s, settings.segment_margin)
+    refit = Refitter(client, keys_, timedelta(days=settings.ltv_refit_days), settings.clusters)
+    keys = settings.pseudonymiser()
+    bounds = TimeBounds(settings.min_event_time, settings.max_clock_skew_s)
+    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, keys, bounds)
+    order = Ordering(delay_s=settings.watermark_delay_s, idle_after_s=settings.idle_after_s, pending=pending)
+    online = OnlineModels(client, keys_)
+    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s, order, refit, online)
+
+
+def pending(highwater: Mapping[str, int | None], tp: str, applied: int) -> bool:
+    """Whether ``highwater`` shows records on ``tp`` past the ``applied`` offset; a
+    topic-partition not in it is not assigned to this worker, and nothing of it can arrive.
+
+    >>> pending({"clicks:0": 10}, "clicks:0", 8), pending({"clicks:0": 10}, "clicks:0", 9)
+    (True, False)
+    >>> pending({"clicks:0": None}, "clicks:0", 9), pending({}, "clicks:1", 9)
+    (True, False)
+    """
+    if tp not in highwater:
+        return False
+    mark = highwater[tp]
+    return mark is None or mark - 1 > applied
+
+
+class OffloadedProcessor:
+    """``handle`` and ``tick`` of a ``Processor`` that runs in a child process, started by
+    ``start`` (or the first call) and stopped when the worker exits (it starts processes of its
+    own for population fits, so it is not a daemon). If the child dies, the worker exits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        atexit.register(self.close)
+
+    async def handle(self, records: Iterable[Record], partitions: Iterable[int], highwater: Highwater) -> None:
+        """Apply ``records`` (and release what waits on ``partitions``); returns once durable."""
+        async with self._lock:
+            self._seq += 1
+            request = (self._seq, list(records), tuple(partitions), highwater)
+            try:
+                await self._call(request)
+            except (EOFError, OSError) as exc:
+                self._died(exc)
+
+    async def tick(self, partitions: Iterable[int], highwater: Highwater) -> None:
+        """Release held events and fire due timers of ``partitions`` when no records arrive."""
+        parts = sorted(set(partitions))
+        if parts:
+            await self.handle([], parts, highwater)
+
+    def _died(self, exc: BaseException) -> NoReturn:
+        log.critical("the processing process ended (%s: %s); the worker exits, and its unacknowledged records "
+                     "are applied again when it (or another worker of the group) consumes them", type(exc).__name__, exc)
+        self.close()
+        logging.shutdown()
+        os._exit(1)
+
+    def close(self) -> None:
+        """Stop the child: it finishes the call in progress, if any, and ends when it finds the
+        connection closed; after ``STOP_WAIT_S`` it is terminated."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(STOP_WAIT_S)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join()
+        self._proc = self._conn = None
+
+    async def _call(self, request: tuple[int, list[Record], tuple[int, ...], Highwater]) -> None:
+        conn = self.start()
+        conn.send(request)
+        while True:
+            while conn.poll():
+                if conn.recv() == request[0]:  # EOFError when the child has died
+                    return
+            await _readable(conn)
+
+    def start(self) -> Connection:
+        """Start the child unless it runs; returns the worker's end of the connection to it."""
+        if self._conn is None:
+            ours, theirs = self._ctx.Pipe()
+            self._proc = self._ctx.Process(target=serve, args=(theirs, self.settings), name="streamproc-processor")
+            self._proc.start()
+            theirs.close()
+            self._conn = ours
+        return self._conn
+
+
+async def _readable(conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(conn.fileno(), lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+
+
+def serve(conn: Connection, settings: Settings) -> None:
+    """The child: apply each request from ``conn`` and answer with its sequence number, until
+    the worker closes its end (or ends, which ends this process too)."""
+    die_with_parent()
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    asyncio.run(_serve(conn, settings))
+
+
+async def _serve(conn: Connection, settings: Settings) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all")
+    await producer.start()
+
+    async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future
+        return await producer.send(topic, value, key=key)
+
+    highwater: Highwater = {}
+    processor = build_processor(settings, load_contracts(settings.topics_dir), send,
+                                lambda tp, applied: pending(highwater, tp, applied))
+    try:
+        await _answer(conn, processor, highwater)
+    finally:
+        await producer.stop()
+
+
+async def _answer(conn: Connection, processor: Processor, highwater: Highwater) -> None:
+    try:
+        while True:
+            await _readable(conn)
+            while conn.poll():
+                seq, records, partitions, marks = conn.recv()
+                highwater.clear()
+                highwater.update(marks)
+                await processor.handle([RawRecord(*r) for r in records], partitions)
+                conn.send(seq)
+    except (EOFError, BrokenPipeError):
+        log.info("the worker closed the connection; the processing process ends")
