@@ -125,3 +125,28 @@ def test_state_and_models_of_another_layout_are_replaced_not_fatal(redis_url: st
     assert asyncio.run(score()).churn is not None
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
     assert any("cannot be loaded" in m for m in warnings) and any("learn afresh" in m for m in warnings)
+
+
+def test_the_last_examples_are_published_though_none_follow(redis_url: str, kafka_url: str) -> None:
+    rng = random.Random(5)
+
+    async def run() -> Learner:
+        client = aioredis.Redis.from_url(redis_url)
+
+        async def send(topic: str, key: bytes, value: bytes) -> Any:
+            raise AssertionError("no drift expected")
+
+        learner = Learner(client, Keys(), send, "model-health", publish_examples=1000, publish_s=0.2)
+        await learner.handle([(i, churn_example(i, rng)) for i in range(30)])
+        await learner.flush()  # too soon: nothing published
+        assert await client.hget(Keys().online_models, "version") is None
+        await asyncio.sleep(0.3)
+        await learner.flush()
+        await learner.flush()  # nothing new since: no new version
+        await client.aclose()
+        return learner
+
+    asyncio.run(run())
+    r = redis.Redis.from_url(redis_url)
+    assert int(r.hget(Keys().online_models, "version")) == 1
+    assert orjson.loads(r.hget(Keys().online_models, "figures"))["churn"]["learned"] == 30

@@ -97,3 +97,8 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
         log.info("learner agent consuming %s", contracts.one("training").name)
         async for events in stream.take_events(settings.batch_size, within=0.2):
             await learner.handle([(e.message.offset, e.value) for e in events])
+
+    @app.timer(settings.model_publish_s, on_leader=False)
+    async def publish_models() -> None:
+        """Publish the learner's latest examples when none have followed them for a while."""
+        await learner.flush()

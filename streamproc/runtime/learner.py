@@ -67,6 +67,7 @@ class Learner:
         self.version = 0
         self._since_publish = 0
         self._published_at = time.monotonic()
+        self._lock = asyncio.Lock()
 
     async def _load(self) -> None:
         doc = await self.r.hgetall(self.keys.learner)
@@ -93,10 +94,29 @@ class Learner:
         """Learn the ``(offset, value)`` records not learned yet; returns once the state is durable."""
         while True:
             try:
-                async with asyncio.timeout(self._timeout):
+                async with self._lock, asyncio.timeout(self._timeout):
                     return await self._handle(records)
             except WatchError:
                 log.info("the learner's state moved under it (another owner of the partition); reloading")
+                self.state = None
+
+    async def flush(self) -> None:
+        """Publish what was learned since the last version once ``publish_s`` has passed, though no
+        example follows (the last examples of a quiet spell reach the scorers too). Only while this
+        learner's state is the stored one: after another owner has learned, it drops its state."""
+        async with self._lock:
+            if self.state is None or not self._due():
+                return
+            try:
+                async with asyncio.timeout(self._timeout), self.r.pipeline(transaction=True) as pipe:
+                    await pipe.watch(self.keys.learner)
+                    if int(await pipe.hget(self.keys.learner, "offset") or -1) != self.offset:
+                        self.state = None
+                        return
+                    pipe.multi()
+                    self._publish(pipe)
+                    await pipe.execute()
+            except WatchError:
                 self.state = None
 
     async def _handle(self, records: list[tuple[int, bytes | None]]) -> None:
