@@ -44,6 +44,10 @@ class Keys:
     def buffer(self, partition: int) -> str:
         return f"{self.prefix}:buffer:{{p{partition}}}"
 
+    def outbox(self, partition: int) -> str:
+        """Records of the last batch of partition N, written with its state, until published."""
+        return f"{self.prefix}:outbox:{{p{partition}}}"
+
     def offsets(self, partition: int) -> str:
         """Applied offsets of partition number N of every input topic; a worker WATCHes it."""
         return f"{self.prefix}:offsets:{{p{partition}}}"

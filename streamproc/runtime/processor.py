@@ -8,8 +8,13 @@ Effects are exactly-once over at-least-once delivery:
 * records at or below the applied offset of their partition (stored in the same
   transaction as the state) are redeliveries and are skipped;
 * an event id already in the customer's dedupe window is a resent event and is skipped;
-* outputs are published and acknowledged *before* the state is written, with ids derived
-  from their cause, so a crash in between republishes identical records and never loses one.
+* outputs are written to the partitions' outbox in the same transaction as the state, then
+  published; the next batch of those partitions (on this worker or another) publishes an
+  outbox left by a crash before anything else, so every output is published at least once,
+  always with the content decided when its state was committed, under an id derived from
+  its cause. A batch that crashes before its commit published nothing: applied again, it
+  may decide otherwise (against a population that moved meanwhile), and no one saw the
+  first decision.
 
 Infrastructure failures (Redis or Kafka unreachable) retry the whole batch with backoff and
 never dead-letter an event; bad events are dead-lettered and never stop the stream.
@@ -177,6 +182,7 @@ class Processor:
 
     async def _apply(self, records: list[RawRecord], failure: str | None, parts: list[int], guard: Any) -> None:
         started = time.time()
+        await self._recover(parts)
         decoded = self._decode(records, failure)
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
         loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
@@ -200,15 +206,19 @@ class Processor:
         self._account(result, intake)
         swept = self._sweep(result, profiles, waiting, wm, intake.partition_of, population)
         outputs = result.outputs + swept.outputs
-        await self._publish(outputs, intake.rejected)
+        outgoing = self._records(outputs, intake.rejected)
+        outbox = orjson.dumps({"partitions": parts, "records": outgoing}) if outgoing else None
         intake.stats.update(self._output_stats(outputs, len(records) - len(fresh)))
         intake.stats["held"] += len(held) - len(waiting.held)
         await self.store.write(Changes(
             profiles={**result.profiles, **swept.profiles}, partition_of=intake.partition_of, outputs=outputs,
             offsets=offsets, started_at=started, stats=intake.stats, partitions=parts,
             high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in parts},
-            hold=held, release=waiting.held, stored=profiles,
+            hold=held, release=waiting.held, stored=profiles, outbox=outbox,
         ), guard)
+        if outbox is not None:
+            await self._send(outgoing)
+            await self.store.published(parts, outbox)
         marks = [t for t in wm.values() if t != float("-inf")]
         if self.refit is not None and marks:
             self.refit.poke(max(marks))
@@ -293,16 +303,27 @@ class Processor:
         now = {cid: _utc(wm[partition_of[cid]]) for cid in candidates}
         return sweep(candidates, now, pop, self.store.rules)
 
-    async def _publish(self, outputs: list[Output], rejected: list[Rejection]) -> None:
-        futs = []
-        for o in outputs:
-            topic = self.topic[_ROLE[type(o)]]
-            futs.append(await self.send(topic, o.customer_id.encode(), orjson.dumps(o.to_dict())))
-        for rej in rejected:
-            futs.append(await self.send(self.topic["dead-letter"], rej.source.topic.encode(),
-                                        orjson.dumps(dead_letter(rej, self.keys))))
+    def _records(self, outputs: list[Output], rejected: list[Rejection]) -> list[tuple[str, str, str]]:
+        """``(topic, key, value)`` of every record the batch publishes, as its outbox holds them."""
+        out = [(self.topic[_ROLE[type(o)]], o.customer_id, orjson.dumps(o.to_dict()).decode()) for o in outputs]
+        out += [(self.topic["dead-letter"], rej.source.topic, orjson.dumps(dead_letter(rej, self.keys)).decode())
+                for rej in rejected]
+        return out
+
+    async def _send(self, records: Iterable[tuple[str, str, str]]) -> None:
+        """Publish ``records`` and wait until the broker has acknowledged every one."""
+        futs = [await self.send(topic, key.encode(), value.encode()) for topic, key, value in records]
         if futs:
             await asyncio.gather(*futs)
+
+    async def _recover(self, parts: list[int]) -> None:
+        """Publish the outboxes a crashed batch of ``parts`` left behind, before anything else."""
+        for outbox in await self.store.outboxes(parts):
+            doc = orjson.loads(outbox)
+            log.info("publishing the %d records of a batch of partitions %s committed before a crash",
+                     len(doc["records"]), doc["partitions"])
+            await self._send(doc["records"])
+            await self.store.published(doc["partitions"], outbox)
 
     @staticmethod
     def _offsets(records: list[RawRecord], applied: dict[str, int] | None = None) -> dict[str, int]:

@@ -31,6 +31,12 @@ from streamproc.state.profile import Profile
 
 RECENT_ALERTS = 50
 WRITTEN_KEPT = 2048
+CLEAR_OUTBOX = """
+for _, key in ipairs(KEYS) do
+    if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
 """Profiles a store keeps, with the documents it wrote for them, to skip decoding them again."""
 
 
@@ -92,6 +98,7 @@ class Changes:
     hold: Iterable[Held] = ()
     release: Iterable[Held] = ()
     stored: Mapping[str, Profile | None] = field(default_factory=dict)
+    outbox: bytes | None = None
 
 
 class Store:
@@ -109,6 +116,7 @@ class Store:
         self.population = PopulationView(keys, top_fraction, min_population, margin)
         self._written: dict[str, tuple[bytes, Profile]] = {}
         self._sized = False
+        self._clear = client.register_script(CLEAR_OUTBOX)
 
     @asynccontextmanager
     async def guard(self, partitions: Iterable[int]) -> AsyncIterator[aioredis.client.Pipeline]:
@@ -212,6 +220,10 @@ class Store:
             self._write_buffer(pipe, ch.hold, ch.release)
             for p in ch.partitions:
                 pipe.hincrby(self.keys.offsets(p), "writes", 1)  # any write of p fails other writers' WATCH
+                if ch.outbox is not None:
+                    pipe.set(self.keys.outbox(p), ch.outbox)
+                else:
+                    pipe.delete(self.keys.outbox(p))
             offsets: dict[int, dict[str, int]] = {}
             for tp, offset in ch.offsets.items():
                 offsets.setdefault(partition_of(tp), {})[tp] = offset
@@ -226,6 +238,20 @@ class Store:
             pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
         self._keep(docs, ch.profiles)
+
+    async def outboxes(self, partitions: Iterable[int]) -> list[bytes]:
+        """The distinct outboxes still waiting on ``partitions``: written by a batch whose
+        records were not all published, as far as Redis knows."""
+        async with asyncio.timeout(self._timeout):
+            found = await self.r.mget([self.keys.outbox(p) for p in partitions])
+        return list(dict.fromkeys(b for b in found if b))
+
+    async def published(self, partitions: Iterable[int], outbox: bytes) -> None:
+        """``outbox`` is published: remove it from ``partitions`` (not a newer one written since)."""
+        keys = [self.keys.outbox(p) for p in partitions]
+        if keys:
+            async with asyncio.timeout(self._timeout):
+                await self._clear(keys=keys, args=[outbox])
 
     def _write_profiles(self, pipe: aioredis.client.Pipeline, ch: Changes) -> dict[str, bytes]:
         """The profiles, with one command per index: their timers, and the population rankings
