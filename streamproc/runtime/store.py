@@ -31,13 +31,14 @@ from streamproc.state.profile import Profile
 
 RECENT_ALERTS = 50
 WRITTEN_KEPT = 2048
+"""Profiles a store keeps, with the documents it wrote for them, to skip decoding them again."""
 CLEAR_OUTBOX = """
 for _, key in ipairs(KEYS) do
     if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
 return 0
 """
-"""Profiles a store keeps, with the documents it wrote for them, to skip decoding them again."""
+"""Delete each outbox key (KEYS) that still holds the published outbox (ARGV[1]), not a newer one."""
 
 
 @dataclass
