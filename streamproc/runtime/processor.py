@@ -182,10 +182,10 @@ class Processor:
 
     async def _apply(self, records: list[RawRecord], failure: str | None, parts: list[int], guard: Any) -> None:
         started = time.time()
-        await self._recover(parts)
         decoded = self._decode(records, failure)
         customers = sorted({d.event.customer_id for _, d in decoded if isinstance(d, Decoded)})
         loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
+        await self._recover(loaded.outboxes)
         fresh = [(r, d) for r, d in decoded if r.offset > loaded.offsets.get(tp_key(r.topic, r.partition), -1)]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(fresh),
@@ -316,9 +316,9 @@ class Processor:
         if futs:
             await asyncio.gather(*futs)
 
-    async def _recover(self, parts: list[int]) -> None:
-        """Publish the outboxes a crashed batch of ``parts`` left behind, before anything else."""
-        for outbox in await self.store.outboxes(parts):
+    async def _recover(self, outboxes: list[bytes]) -> None:
+        """Publish the outboxes a crashed batch left on these partitions, before anything else."""
+        for outbox in outboxes:
             doc = orjson.loads(outbox)
             log.info("publishing the %d records of a batch of partitions %s committed before a crash",
                      len(doc["records"]), doc["partitions"])

@@ -49,6 +49,9 @@ class Loaded:
     offsets: dict[str, int]
     high_marks: dict[str, float]
     population: Population
+    outboxes: list[bytes] = field(default_factory=list)
+    """Distinct outboxes still waiting on the batch's partitions: a batch committed them and
+    did not clear them (it died before publishing all its records, as far as Redis knows)."""
 
 
 _EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (Click, Purchase, Feedback)}
@@ -140,8 +143,11 @@ class Store:
                 pipe.hmget(self.keys.offsets(p), fields)
             pipe.hgetall(self.keys.watermarks)
             self.population.queue(pipe)
+            if by_partition:
+                pipe.mget([self.keys.outbox(p) for p in by_partition])
             res = await pipe.execute()
         docs: list[bytes | None] = res.pop(0) if customers else []
+        outboxes = list(dict.fromkeys(b for b in res.pop() if b)) if by_partition else []
         m = len(by_partition)
         offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
                    for tp, v in zip(fields, got) if v is not None}
@@ -156,6 +162,7 @@ class Store:
             offsets=offsets,
             high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
+            outboxes=outboxes,
         )
 
     async def _first_population(self, reply: list[object]) -> list[object]:
@@ -239,13 +246,6 @@ class Store:
             pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
         self._keep(docs, ch.profiles)
-
-    async def outboxes(self, partitions: Iterable[int]) -> list[bytes]:
-        """The distinct outboxes still waiting on ``partitions``: written by a batch whose
-        records were not all published, as far as Redis knows."""
-        async with asyncio.timeout(self._timeout):
-            found = await self.r.mget([self.keys.outbox(p) for p in partitions])
-        return list(dict.fromkeys(b for b in found if b))
 
     async def published(self, partitions: Iterable[int], outbox: bytes) -> None:
         """``outbox`` is published: remove it from ``partitions`` (not a newer one written since)."""
