@@ -31,7 +31,7 @@ def churn_example(i: int, rng: random.Random, flipped: bool = False) -> bytes:
     at = (T0 + timedelta(hours=i)).isoformat()
     ex = Example(f"ex{i}", "churn", f"c{i % 50}", at, at, x, float(y), None, None,
                  {"recency": p_churn, "palive": 0.5})
-    return orjson.dumps(ex.to_record())
+    return orjson.dumps(ex.to_dict())
 
 
 async def run_learner(redis_url: str, kafka_url: str, batches: list[list[tuple[int, bytes]]],

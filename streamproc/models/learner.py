@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
@@ -54,10 +54,9 @@ class Example:
     baselines: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The training-examples record (``topics/schemas/training-examples.v1.json``)."""
-        return {"type": "training_example", **asdict(self)}
-
-    to_record = to_dict
+        """The training-examples record (``topics/schemas/training-examples.v1.json``); it shares
+        ``features`` and ``baselines`` with the example (serialised at once, never changed)."""
+        return {"type": "training_example", **{f: getattr(self, f) for f in self.__dataclass_fields__}}
 
     @classmethod
     def from_record(cls, doc: dict[str, Any]) -> Example:
