@@ -166,9 +166,11 @@ class Store:
         )
 
     async def _first_population(self, reply: list[object]) -> list[object]:
-        """The population read once more after the store's first read, which placed its ranks
-        without the population sizes (it returns them): a store just started decides with the
-        same bounds as the one before it, so a batch applied again republishes identical records."""
+        """The population read once more after the store's first read. A read places its
+        quantile ranks with the sizes the previous read returned; the first has none, so its
+        bounds would be the minimum values. Read again with the sizes, a store just started
+        (a restart, or a worker that takes partitions over) decides its first batch with the
+        same bounds as the store before it."""
         self.population.parse(reply)
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
