@@ -40,7 +40,7 @@ def worker(ctx: click.Context) -> None:
 
     Extra options go to Faust's worker command, e.g. '--web-port 6067'.
     """
-    from streamproc.worker import run_worker
+    from streamproc.runtime.worker import run_worker
 
     run_worker(get_settings(), ctx.args)
 
@@ -51,7 +51,7 @@ def dev() -> None:
 
     Prints the URLs to export for other commands. Ctrl-C stops everything it started.
     """
-    from streamproc.dev import run_dev
+    from streamproc.tools.dev import run_dev
 
     _logging("info")
     run_dev(get_settings())
@@ -104,7 +104,7 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     import orjson
     from rich.console import Console
 
-    from streamproc.demo import DemoOptions, run_demo
+    from streamproc.tools.demo import DemoOptions, run_demo
 
     console = Console(stderr=as_json)
     result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s, dirty), console)
@@ -132,18 +132,17 @@ def _print_summary(console: Console, result: dict) -> None:
                    "'streamproc replay' reads) [default: csv when --out ends in .csv, else jsonl].")
 @click.option("--publish", is_flag=True, help="Publish to the input topics of STREAMPROC_KAFKA_URL instead.")
 @click.option("--dirty", is_flag=True,
-              help="Add resent duplicates, malformed and invalid records, and correctable values (see streamproc/dirty.py).")
+              help="Add resent duplicates, malformed and invalid records, and correctable values (see streamproc/sim/dirty.py).")
 def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, publish: bool, dirty: bool) -> None:
     """Generate clickstream, purchase and feedback events from simulated customers
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
     """
-    from streamproc.generate import GeneratorConfig
-    from streamproc.generate import generate as gen
-
     import orjson
 
-    from streamproc.dirty import dirty as make_dirty
+    from streamproc.sim.dirty import dirty as make_dirty
+    from streamproc.sim.generator import GeneratorConfig
+    from streamproc.sim.generator import generate as gen
 
     events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
     if not publish and (fmt or ("csv" if out.lower().endswith(".csv") else "jsonl")) == "csv":
@@ -160,7 +159,7 @@ def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, pu
 
 def _write_csv(events: Iterable[dict], out: str, dirty: bool) -> None:
     from streamproc.contracts import load_contracts
-    from streamproc.replay import write_native_csv
+    from streamproc.tools.replay import write_native_csv
 
     if dirty:
         raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
@@ -172,7 +171,7 @@ def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
     from rich.progress import Progress
 
     from streamproc.contracts import load_contracts
-    from streamproc.runtime.produce import publish, raw_records
+    from streamproc.ops.produce import publish, raw_records
 
     s = get_settings()
     if not s.kafka_url:
@@ -217,7 +216,7 @@ def replay(file: Path, fmt: str | None, mapping: Path | None, dry_run: bool, as_
     from rich.console import Console
 
     from streamproc.contracts import load_contracts
-    from streamproc.replay import Display, ProgressDisplay, ReplayOptions, run_replay
+    from streamproc.tools.replay import Display, ProgressDisplay, ReplayOptions, run_replay
 
     s = get_settings()
     if not (dry_run or s.kafka_url):
@@ -252,9 +251,9 @@ def profile(customer_id: str, as_json: bool) -> None:
     feature, as of the newest event time streamproc has seen (needs STREAMPROC_REDIS_URL)."""
     from rich.console import Console
 
-    from streamproc.runtime.stats import StatsReader
-    from streamproc.show import render
+    from streamproc.ops.stats import StatsReader
     from streamproc.state import codec
+    from streamproc.tools.show import render
 
     s = get_settings()
     if not s.redis_url:
@@ -304,8 +303,9 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     from rich.progress import Progress as Bar
     from rich.table import Table
 
-    from streamproc.evaluate import evaluate as run, file_events, generated_events, plot
-    from streamproc.generate import GeneratorConfig
+    from streamproc.sim.generator import GeneratorConfig
+    from streamproc.tools.evaluate import evaluate as run
+    from streamproc.tools.evaluate import file_events, generated_events, plot
 
     s = get_settings()
     err = Console(stderr=True)
@@ -354,12 +354,12 @@ def models(as_json: bool) -> None:
     import orjson
     import redis as redis_sync
 
-    from streamproc.runtime.keys import Keys
+    from streamproc.runtime.redis_keys import RedisKeys
 
     s = get_settings()
     if not s.redis_url:
         raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
-    keys = Keys(s.key_prefix)
+    keys = RedisKeys(s.key_prefix)
     r = redis_sync.Redis.from_url(s.redis_url)
     online = r.hmget(keys.online_models, "version", "figures", "published_at")
     pop = r.hmget(keys.models, "version", "fitted_at", "ltv", "customers", "next_fit")
@@ -408,11 +408,10 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
     STREAMPROC_* lifecycle settings, so this is the place to tune them.
     """
     import orjson
-
-    from streamproc.earlywarning import run
-    from streamproc.generate import GeneratorConfig
-
     from rich.console import Console
+
+    from streamproc.sim.generator import GeneratorConfig
+    from streamproc.tools.earlywarning import run
 
     with Console(stderr=True).status(f"generating {customers} customers x {days} days and running the pipeline"):
         report = run(GeneratorConfig(customers=customers, days=days, seed=seed), get_settings())
@@ -443,7 +442,7 @@ def bench(events: int, latency_events: int, latency_rate: float, seed: int, as_j
     """
     import orjson
 
-    from streamproc.bench import BenchOptions, run_bench
+    from streamproc.tools.bench import BenchOptions, run_bench
 
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     result = run_bench(get_settings(), BenchOptions(events, latency_events, latency_rate, seed), say)
@@ -459,7 +458,7 @@ def bench(events: int, latency_events: int, latency_rate: float, seed: int, as_j
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def bench_noop(target: int, out: Path) -> None:
     """The do-nothing Faust worker that 'bench' compares against."""
-    from streamproc.runtime.noop import run_noop
+    from streamproc.tools.noop import run_noop
 
     run_noop(get_settings(), target, out)
 
@@ -473,7 +472,7 @@ def _kafka_url() -> str:
 
 def _dead_letters() -> list[dict]:
     from streamproc.contracts import load_contracts
-    from streamproc.runtime.dlq import read_all
+    from streamproc.ops.dlq import read_all
 
     topic = load_contracts(get_settings().topics_dir).one("dead-letter").name
     return asyncio.run(read_all(_kafka_url(), topic))
@@ -492,7 +491,7 @@ def dlq(ctx: click.Context, samples: int, as_json: bool) -> None:
         return
     import orjson
 
-    from streamproc.runtime.dlq import summarise
+    from streamproc.ops.dlq import summarise
 
     summary = summarise(_dead_letters(), samples)
     if as_json:
@@ -524,7 +523,7 @@ def dlq_replay(reasons: tuple[str, ...], topic: str | None, positions: tuple[str
     """Re-publish chosen dead-lettered records to the topic and partition they came from,
     after the cause is fixed (a currency rate added, a contract widened, a producer patched).
     """
-    from streamproc.runtime.dlq import Selection, replay
+    from streamproc.ops.dlq import Selection, replay
 
     if not (reasons or topic or positions or everything):
         raise click.UsageError("choose records with --reason, --topic, --at, or --all")

@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from streamproc.decisions import alerts, learning, lifecycle, segments
-from streamproc.frozen import replace
-from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
-from streamproc.features import sessions
-from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
-from streamproc.models.learner import Example
+from streamproc.frozen import replace
+from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange
+from streamproc.state import sessions
 from streamproc.state.profile import Profile, apply_event, new_profile
 
 Output = SegmentChange | Alert | Example
@@ -47,7 +45,7 @@ def _transition(p: Profile, t: lifecycle.Transition, cause: str | None, pop: Pop
     return p, [change, *alerts.on_transition(p, t, pop)]
 
 
-def _session_outputs(p: Profile, emitted: list[sessions.Output]) -> list[Output]:
+def _session_outputs(p: Profile, emitted: list[sessions.SessionOutput]) -> list[Output]:
     return [alerts.on_cart_abandoned(p, o) for o in emitted if isinstance(o, sessions.CartAbandoned)]
 
 
@@ -93,7 +91,7 @@ def _next_timer(p: Profile, rules: Rules) -> datetime | None:
     return min((t for t in times if t is not None), default=None)
 
 
-def _visit(visits: sessions.Sessions, event: InputEvent, rules: Rules) -> tuple[sessions.Sessions, list[sessions.Output]]:
+def _visit(visits: sessions.Sessions, event: InputEvent, rules: Rules) -> tuple[sessions.Sessions, list[sessions.SessionOutput]]:
     if isinstance(event, Click):
         return sessions.on_click(visits, event, rules.sessions)
     if isinstance(event, Purchase):

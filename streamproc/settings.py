@@ -7,14 +7,16 @@ then start a broker and a Redis of their own, while ``streamproc worker`` refuse
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamproc.decisions.rules import Rules
 from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.state.sessions import SessionRules
 
 DEV_SECRET = "streamproc-development-secret"
 DEFAULT_TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
@@ -110,6 +112,29 @@ class Settings(BaseSettings):
     min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
     dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")
 
+    def rules(self) -> Rules:
+        """The thresholds the decision functions read."""
+        return Rules(
+            new_for=timedelta(days=self.new_days),
+            at_risk_after=timedelta(days=self.at_risk_days),
+            churned_after=timedelta(days=self.churn_days),
+            loyal_purchases=self.loyal_purchases,
+            loyal_after=timedelta(days=self.loyal_days),
+            overdue_factor=self.overdue_factor,
+            overdue_sessions=self.overdue_sessions,
+            overdue_min=timedelta(days=self.overdue_min_days),
+            unhappy_ratings=self.unhappy_ratings,
+            unhappy_max=self.unhappy_max,
+            recover_margin=self.recover_margin,
+            low_rating_max=self.low_rating_max,
+            low_nps_max=self.low_nps_max,
+            dedupe_window=self.dedupe_window,
+            sessions=SessionRules(timedelta(minutes=self.session_gap_min), timedelta(minutes=self.cart_abandon_min)),
+            rescore_every=timedelta(days=self.rescore_days),
+            ltv_horizon_days=self.ltv_horizon_days,
+            churn_label_after=timedelta(days=self.churn_label_days),
+            snapshot_every=timedelta(days=self.snapshot_every_days),
+        )
 
     def pseudonymiser(self) -> Pseudonymiser:
         return Pseudonymiser(self.pii_secret.get_secret_value().encode(), self.pii_key_version)

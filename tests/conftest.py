@@ -20,11 +20,11 @@ import pytest
 import redis
 
 from streamproc.contracts import Contracts, load_contracts
+from streamproc.ops.dlq import read_all
+from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import create_topics
-from streamproc.runtime.dlq import read_all
-from streamproc.runtime.stats import StatsReader
 from streamproc.settings import DEFAULT_TOPICS_DIR
-from streamproc.stack import start_broker, start_redis, start_worker, stop_process
+from streamproc.tools.stack import start_broker, start_redis, start_worker, stop_process
 
 FAST_WORKER = {"STREAMPROC_BROKER_SESSION_TIMEOUT_S": "10", "STREAMPROC_BROKER_REBALANCE_TIMEOUT_S": "10",
                "STREAMPROC_LOG_LEVEL": os.environ.get("STREAMPROC_TEST_LOG_LEVEL", "info")}

@@ -18,9 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from streamproc.features.btyd import PurchaseDays, RfmSummary, add_purchase, summarise, summary, utc_day
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.models.btyd import (
+from streamproc.models.ltv import (
     MIN_CUSTOMERS,
     MIN_REPEAT_BUYERS,
     FitError,
@@ -31,6 +29,8 @@ from streamproc.models.btyd import (
     fit,
     p_alive,
 )
+from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.state.purchases import PurchaseDays, RfmSummary, add_purchase, summarise, summary, utc_day
 
 
 @contextmanager
@@ -219,7 +219,7 @@ def test_no_convergence_is_a_fit_error() -> None:
 def test_heavy_tailed_spend_is_a_fit_error(ours: dict[str, RfmSummary]) -> None:
     rng = random.Random(1)
     wild = [replace(s, monetary=10 ** rng.uniform(0, 6)) if s.frequency else s for s in ours.values()]
-    with pytest.raises(FitError, match="q = .* <= 1"):
+    with pytest.raises(FitError, match="Gamma-Gamma"):  # q <= 1, or no convergence: the optimiser decides which
         fit(wild, version=1, fitted_at=END)
 
 

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.keys import Keys
 from streamproc.runtime.processor import Ordering, Processor, RawRecord
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
 
@@ -49,7 +49,7 @@ async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: 
             await super().write(ch, pipe)
 
     def processor(store_class: type[Store] = Store) -> Processor:
-        store = store_class(aioredis.Redis.from_url(redis_url), Keys(), Rules(), 0.2, 10, 10.0)
+        store = store_class(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
         keys = s.pseudonymiser()
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, send, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))

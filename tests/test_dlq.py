@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from streamproc.contracts import Contracts
-from streamproc.runtime.produce import event_records, publish
+from streamproc.ops.produce import event_records, publish
+from streamproc.ops.stats import StatsReader
 from streamproc.settings import Settings
-from streamproc.stack import stop_process
-from streamproc.runtime.stats import StatsReader
+from streamproc.tools.stack import stop_process
 from tests.conftest import processed, wait_for
 
 pytestmark = pytest.mark.e2e

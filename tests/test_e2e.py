@@ -19,8 +19,8 @@ import redis
 from aiokafka.partitioner import murmur2
 
 from streamproc.contracts import Contracts
-from streamproc.decisions.records import output_id
-from streamproc.runtime.produce import event_records, publish
+from streamproc.ops.produce import event_records, publish
+from streamproc.records import output_id
 from streamproc.settings import Settings
 from tests.conftest import consume, processed, wait_for
 

@@ -2,7 +2,7 @@
 
 Each test publishes a generated stream, injects one fault, waits until every record is
 processed and compares the worker's final Redis state with a single-pass reference
-computation (``streamproc.verify``), then checks the output topics: records that repeat
+computation (``streamproc.testing.reference``), then checks the output topics: records that repeat
 must repeat with identical ids and content, every customer has exactly one "new" change,
 and the stage counts agree with the stored profiles.
 
@@ -27,14 +27,14 @@ import orjson
 import pytest
 
 from streamproc.contracts import Contracts
-from streamproc.dirty import DirtyRates, dirty
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.runtime.dlq import read_all
-from streamproc.runtime.produce import Record, event_records, publish, raw_records
-from streamproc.runtime.stats import StatsReader
+from streamproc.ops.dlq import read_all
+from streamproc.ops.produce import ProducerRecord, event_records, publish, raw_records
+from streamproc.ops.stats import StatsReader
 from streamproc.settings import Settings
-from streamproc.stack import free_port, start_redis, stop_process
-from streamproc.verify import compare, reference
+from streamproc.sim.dirty import DirtyRates, dirty
+from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.testing.reference import compare, reference
+from streamproc.tools.stack import free_port, start_redis, stop_process
 from tests.conftest import processed, report, wait_for
 
 N = int(os.environ.get("FAULT_EVENTS", "20000"))
@@ -73,7 +73,7 @@ def check_outputs(kafka_url: str, contracts: Contracts, reader: StatsReader) -> 
     return repeats
 
 
-def verify(name: str, records: list[Record], contracts: Contracts, redis_url: str, kafka_url: str,
+def verify(name: str, records: list[ProducerRecord], contracts: Contracts, redis_url: str, kafka_url: str,
            recover_s: float | None = None) -> None:
     reader = StatsReader(redis_url)
     expected = reference(records, contracts, Settings())

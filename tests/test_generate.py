@@ -17,7 +17,7 @@ from typing import Any, Callable
 import fastjsonschema
 import pytest
 
-from streamproc.generate import TEXT_BANKS, CustomerTruth, GeneratorConfig, generate, ground_truth
+from streamproc.sim.generator import TEXT_BANKS, CustomerTruth, GeneratorConfig, generate, ground_truth
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "topics" / "schemas"
 SCHEMA_FILES = {"clickstream": "clickstream.v1.json", "purchase": "purchases.v1.json",

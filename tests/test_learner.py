@@ -15,10 +15,11 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from streamproc.features.vector import FEATURES
-from streamproc.models.learner import Example, LearnerState
+from streamproc.models.training import LearnerState
+from streamproc.records import Example
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.keys import Keys
 from streamproc.runtime.learner import Learner, OnlineModels
+from streamproc.runtime.redis_keys import RedisKeys
 from tests.conftest import consume
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -43,7 +44,7 @@ async def run_learner(redis_url: str, kafka_url: str, batches: list[list[tuple[i
         return await producer.send(topic, value, key=key)
 
     client = aioredis.Redis.from_url(redis_url)
-    learner = Learner(client, Keys(), send, "model-health", publish_examples=publish_examples, publish_s=3600)
+    learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=publish_examples, publish_s=3600)
     try:
         for batch in batches:
             await learner.handle(batch)
@@ -69,7 +70,7 @@ def test_each_example_is_learned_once_across_restarts_and_redeliveries(redis_url
     assert second.state.churn.predict(x) == once.churn.predict(x)  # same state as learning each example once
 
     r = redis.Redis.from_url(redis_url)
-    online = r.hgetall(Keys().online_models)
+    online = r.hgetall(RedisKeys().online_models)
     assert int(online[b"version"]) == 4  # after each batch that brought 100 or more new examples
     figures = orjson.loads(online[b"figures"])
     assert figures["churn"]["learned"] == 600 and figures["churn"]["labels"] == 600
@@ -105,12 +106,12 @@ def test_state_and_models_of_another_layout_are_replaced_not_fatal(redis_url: st
     r = redis.Redis.from_url(redis_url)
     old = LearnerState()
     old.format = 1
-    r.hset(Keys().learner, mapping={"state": old.dumps(), "offset": 9})
-    r.hset(Keys().online_models, mapping={"version": 4, "churn": pickle.dumps((1, 2)), "satisfaction": b"x"})
+    r.hset(RedisKeys().learner, mapping={"state": old.dumps(), "offset": 9})
+    r.hset(RedisKeys().online_models, mapping={"version": 4, "churn": pickle.dumps((1, 2)), "satisfaction": b"x"})
 
     async def score() -> OnlineModels:
         client = aioredis.Redis.from_url(redis_url)
-        models = OnlineModels(client, Keys())
+        models = OnlineModels(client, RedisKeys())
         await models.refresh()
         await client.aclose()
         return models
@@ -121,7 +122,7 @@ def test_state_and_models_of_another_layout_are_replaced_not_fatal(redis_url: st
     learner = asyncio.run(run_learner(redis_url, kafka_url, [[(i, churn_example(i, rng)) for i in range(5, 40)]],
                                       publish_examples=20))
     assert learner.state is not None and learner.state.churn.learned == 30  # offsets 10-39, after the stored 9
-    assert int(r.hget(Keys().online_models, "version")) == 5
+    assert int(r.hget(RedisKeys().online_models, "version")) == 5
     assert asyncio.run(score()).churn is not None
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
     assert any("cannot be loaded" in m for m in warnings) and any("learn afresh" in m for m in warnings)
@@ -136,10 +137,10 @@ def test_the_last_examples_are_published_though_none_follow(redis_url: str, kafk
         async def send(topic: str, key: bytes, value: bytes) -> Any:
             raise AssertionError("no drift expected")
 
-        learner = Learner(client, Keys(), send, "model-health", publish_examples=1000, publish_s=0.2)
+        learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=1000, publish_s=0.2)
         await learner.handle([(i, churn_example(i, rng)) for i in range(30)])
         await learner.flush()  # too soon: nothing published
-        assert await client.hget(Keys().online_models, "version") is None
+        assert await client.hget(RedisKeys().online_models, "version") is None
         await asyncio.sleep(0.3)
         await learner.flush()
         await learner.flush()  # nothing new since: no new version
@@ -148,5 +149,5 @@ def test_the_last_examples_are_published_though_none_follow(redis_url: str, kafk
 
     asyncio.run(run())
     r = redis.Redis.from_url(redis_url)
-    assert int(r.hget(Keys().online_models, "version")) == 1
-    assert orjson.loads(r.hget(Keys().online_models, "figures"))["churn"]["learned"] == 30
+    assert int(r.hget(RedisKeys().online_models, "version")) == 1
+    assert orjson.loads(r.hget(RedisKeys().online_models, "figures"))["churn"]["learned"] == 30

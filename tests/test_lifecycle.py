@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from streamproc.decisions import lifecycle, rfm
-from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.ingest import Click, Feedback, Item, Purchase
-from streamproc.models.btyd import LtvParams
-from streamproc.models.learner import Example
+from streamproc.models.ltv import LtvParams
 from streamproc.pipeline import apply_batch, next_due, sweep
+from streamproc.records import Alert, Example, SegmentChange
 from streamproc.state.profile import Rfm
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)

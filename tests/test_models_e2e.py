@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from streamproc.contracts import Contracts
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.runtime.keys import Keys
-from streamproc.runtime.produce import event_records, publish
+from streamproc.ops.produce import event_records, publish
+from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.sim.generator import GeneratorConfig, generate
 from tests.conftest import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,8 +32,8 @@ FAST_MODELS = {"STREAMPROC_MODEL_PUBLISH_EXAMPLES": "40", "STREAMPROC_MODEL_PUBL
 def learned(redis_url: str) -> tuple[int, int]:
     """(examples learned, offset of the last one) from the learner's published figures and state."""
     r = redis.Redis.from_url(redis_url)
-    figures = r.hget(Keys().online_models, "figures")
-    offset = r.hget(Keys().learner, "offset")
+    figures = r.hget(RedisKeys().online_models, "figures")
+    offset = r.hget(RedisKeys().learner, "offset")
     if not figures:
         return 0, int(offset or -1)
     f = orjson.loads(figures)
@@ -63,7 +63,7 @@ def test_no_example_is_learned_twice_across_worker_sigkills(kafka_url: str, redi
     wait_for(lambda: learned(redis_url)[0] == len(distinct), 30,
              f"learned == {len(distinct)} distinct examples ({len(records)} records), got {learned(redis_url)}")
     r = redis.Redis.from_url(redis_url)
-    figures = orjson.loads(r.hget(Keys().online_models, "figures"))
+    figures = orjson.loads(r.hget(RedisKeys().online_models, "figures"))
     assert figures["churn"]["labels"] == sum(1 for e in {x["event_id"]: x for x in records}.values()
                                              if e["model"] == "churn")
 
@@ -77,7 +77,7 @@ def test_two_workers_score_with_each_published_version(kafka_url: str, redis_url
     spawn_worker(env, "w2")
     asyncio.run(publish(kafka_url, event_records(contracts, events)))
     wait_for(lambda: processed(redis_url) == len(events), 300, "every event")
-    version = int(redis.Redis.from_url(redis_url).hget(Keys().online_models, "version") or 0)
+    version = int(redis.Redis.from_url(redis_url).hget(RedisKeys().online_models, "version") or 0)
     assert version >= 3
     loaded = {}
     for name in ("w1", "w2"):

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.features.labels import Matured, Pending, Snapshot, add, expire, next_due, on_activity
 from streamproc.features.vector import FEATURES
 from streamproc.models.metrics import BINS, ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import (
@@ -29,6 +28,7 @@ from streamproc.models.online import (
     ChurnModel,
     SatisfactionModel,
 )
+from streamproc.state.labels import Matured, Pending, Snapshot, add, expire, next_due, on_activity
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.keys import Keys
 from streamproc.runtime.processor import Ordering, Processor, RawRecord
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
 from tests.conftest import consume, processed
@@ -42,7 +42,7 @@ async def crash_then_recover(kafka_url: str, redis_url: str, contracts) -> list[
         raise Died
 
     def processor(publish) -> Processor:  # noqa: ANN001
-        store = Store(aioredis.Redis.from_url(redis_url), Keys(), Rules(), 0.2, 10, 10.0)
+        store = Store(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
         keys = s.pseudonymiser()
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, publish, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
@@ -51,7 +51,7 @@ async def crash_then_recover(kafka_url: str, redis_url: str, contracts) -> list[
     try:
         with pytest.raises(Died):
             await processor(die).handle(batch)  # committed, then died publishing
-        assert redis.Redis.from_url(redis_url).get(Keys().outbox(0)) is not None
+        assert redis.Redis.from_url(redis_url).get(RedisKeys().outbox(0)) is not None
         await processor(send).handle(batch)  # the same records, redelivered to a new worker
     finally:
         await producer.stop()
@@ -64,5 +64,5 @@ def test_records_of_a_batch_committed_before_a_crash_are_published_once(kafka_ur
     assert [r["new"] for r in segments if r["dimension"] == "lifecycle"] == ["new"]
     assert len(dead) == 1 and dead[0]["reason"] == "malformed_json"
     assert sorted(sent) == sorted(["segments"] * len(segments) + ["dead-letter"])  # once each, nothing else
-    assert redis.Redis.from_url(redis_url).get(Keys().outbox(0)) is None
+    assert redis.Redis.from_url(redis_url).get(RedisKeys().outbox(0)) is None
     assert processed(redis_url) == 11  # counted once

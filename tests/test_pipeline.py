@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import advance, watermarks
 from streamproc.ingest import Click, Feedback, Item, Purchase
 from streamproc.pipeline import apply_batch, step, sweep
+from streamproc.records import Alert, SegmentChange
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from streamproc.dirty import dirty
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.runtime.dlq import read_all
-from streamproc.runtime.produce import publish, raw_records
+from streamproc.ops.dlq import read_all
+from streamproc.ops.produce import publish, raw_records
+from streamproc.sim.dirty import dirty
+from streamproc.sim.generator import GeneratorConfig, generate
 from tests.conftest import processed, wait_for
 
 pytestmark = pytest.mark.e2e

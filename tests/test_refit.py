@@ -15,15 +15,15 @@ import redis
 import redis.asyncio as aioredis
 
 from streamproc.decisions.rules import Population, Rules
-from streamproc.earlywarning import decoded_events
-from streamproc.generate import GeneratorConfig
-from streamproc.models.btyd import LtvParams
+from streamproc.models.ltv import LtvParams
 from streamproc.pipeline import apply_batch
-from streamproc.runtime.keys import Keys
 from streamproc.runtime.population import PopulationView
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.refit import Refitter
 from streamproc.settings import Settings
+from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import codec
+from streamproc.tools.earlywarning import decoded_events
 
 CONFIG = GeneratorConfig(customers=150, days=40, seed=3)
 DAY = 86400.0
@@ -32,7 +32,7 @@ DAY = 86400.0
 def test_fit_is_scheduled_in_event_time_versioned_and_loaded(redis_url: str) -> None:
     result = apply_batch(decoded_events(CONFIG, Settings()), {}, Population(), Rules())
     r = redis.Redis.from_url(redis_url)
-    keys = Keys()
+    keys = RedisKeys()
     r.mset({keys.profile(cid): codec.dumps(p) for cid, p in result.profiles.items()})
     end = max(p.last_seen for p in result.profiles.values()).timestamp()
 

@@ -10,8 +10,8 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,16 +22,25 @@ from click.testing import CliRunner
 
 from streamproc.cli import cli
 from streamproc.contracts import Contracts
-from streamproc.generate import GeneratorConfig, generate
 from streamproc.ingest.clean import Reject, clean_ts
 from streamproc.ingest.decode import parse_ts
-from streamproc.replay import (Display, MappingError, ReplayError, ReplayOptions, Summary, detect_format,
-                               event_time, read_events, run_replay)
+from streamproc.ops.produce import event_records
+from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.produce import event_records
-from streamproc.runtime.stats import StatsReader
 from streamproc.settings import get_settings
-from streamproc.stack import free_port
+from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.tools.replay import (
+    Display,
+    MappingError,
+    ReplayError,
+    ReplayOptions,
+    Summary,
+    detect_format,
+    event_time,
+    read_events,
+    run_replay,
+)
+from streamproc.tools.stack import free_port
 from tests.conftest import processed, wait_for
 
 SMALL = GeneratorConfig(customers=30, days=10, seed=5)

@@ -25,11 +25,11 @@ import pytest
 import redis
 
 from streamproc.contracts import Contracts
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.replay import write_native_csv
+from streamproc.ops.produce import event_records, publish
 from streamproc.runtime.admin import create_topics
-from streamproc.runtime.produce import event_records, publish
-from streamproc.stack import start_broker, stop_process
+from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.tools.replay import write_native_csv
+from streamproc.tools.stack import start_broker, stop_process
 from tests.conftest import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e

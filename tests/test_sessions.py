@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamproc.errors import ConfigError
-from streamproc.features.sessions import (
+from streamproc.ingest import Click, Item, Purchase
+from streamproc.state.sessions import (
     CartAbandoned,
-    Output,
+    SessionOutput,
     SessionClosed,
     SessionRules,
     Sessions,
@@ -22,7 +23,6 @@ from streamproc.features.sessions import (
     on_click,
     on_purchase,
 )
-from streamproc.ingest import Click, Item, Purchase
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
 RULES = SessionRules()
@@ -45,14 +45,14 @@ def buy(minutes: float, total: float = 20.0) -> Purchase:
     return Purchase(f"b{minutes}", "C", at(minutes), f"o{minutes}", (Item("SKU", 1, total),), total, "EUR")
 
 
-def feed(s: Sessions, event: Event, rules: SessionRules = RULES) -> tuple[Sessions, list[Output]]:
+def feed(s: Sessions, event: Event, rules: SessionRules = RULES) -> tuple[Sessions, list[SessionOutput]]:
     return on_click(s, event, rules) if isinstance(event, Click) else on_purchase(s, event, rules)
 
 
 def run(events: Sequence[Event], s: Sessions = Sessions(), rules: SessionRules = RULES,
-        until: float | None = None) -> tuple[Sessions, list[Output]]:
+        until: float | None = None) -> tuple[Sessions, list[SessionOutput]]:
     """Feed ``events`` in order, then advance to minute ``until`` if given."""
-    out: list[Output] = []
+    out: list[SessionOutput] = []
     for e in events:
         s, emitted = feed(s, e, rules)
         out += emitted
@@ -62,11 +62,11 @@ def run(events: Sequence[Event], s: Sessions = Sessions(), rules: SessionRules =
     return s, out
 
 
-def closed(out: list[Output]) -> list[SessionClosed]:
+def closed(out: list[SessionOutput]) -> list[SessionClosed]:
     return [o for o in out if isinstance(o, SessionClosed)]
 
 
-def abandoned(out: list[Output]) -> list[CartAbandoned]:
+def abandoned(out: list[SessionOutput]) -> list[CartAbandoned]:
     return [o for o in out if isinstance(o, CartAbandoned)]
 
 

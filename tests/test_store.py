@@ -11,15 +11,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from streamproc.decisions.rules import Population, Rules
-from streamproc.earlywarning import decoded_events
-from streamproc.generate import GeneratorConfig
 from streamproc.ingest import Click
 from streamproc.pipeline import apply_batch
-from streamproc.runtime.keys import Keys
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Changes, Store
 from streamproc.settings import Settings
+from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import codec
 from streamproc.state.profile import Profile, apply_event, new_profile
+from streamproc.tools.earlywarning import decoded_events
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -66,11 +66,11 @@ async def write(store: Store, p: Profile) -> None:
 def test_a_profile_written_elsewhere_is_read_from_redis(redis_url: str) -> None:
     async def scenario() -> tuple[Profile | None, Profile | None]:
         client = aioredis.Redis.from_url(redis_url)
-        store = Store(client, Keys(), Rules(), 0.2, 10, 10.0)
+        store = Store(client, RedisKeys(), Rules(), 0.2, 10, 10.0)
         mine = profile(1)
         await write(store, mine)
         unchanged = (await store.load(["C1"], [])).profiles["C1"]
-        await client.set(Keys().profile("C1"), codec.dumps(profile(2)))  # another worker's write
+        await client.set(RedisKeys().profile("C1"), codec.dumps(profile(2)))  # another worker's write
         changed = (await store.load(["C1"], [])).profiles["C1"]
         await client.aclose()
         return unchanged is mine, changed

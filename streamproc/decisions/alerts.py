@@ -14,11 +14,10 @@ rule                        severity   fires when
 from __future__ import annotations
 
 from streamproc.decisions.lifecycle import Transition
-from streamproc.decisions.records import Alert
-from streamproc.features.sessions import CartAbandoned
 from streamproc.decisions.rules import Population, Rules
-from streamproc.ingest.events import Feedback, InputEvent
+from streamproc.records import Alert, Feedback, InputEvent
 from streamproc.state.profile import Profile
+from streamproc.state.sessions import CartAbandoned
 
 
 def _is_low(event: Feedback, rules: Rules) -> bool:

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from streamproc.decisions.records import output_id
-from streamproc.frozen import replace
 from streamproc.decisions.rules import Population, Rules
-from streamproc.features import labels
 from streamproc.features.vector import vector
-from streamproc.ingest.events import Feedback
-from streamproc.models.learner import Example
+from streamproc.frozen import replace
 from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT
+from streamproc.records import Example, Feedback, output_id
+from streamproc.state import labels
 from streamproc.state.profile import ChurnScore, Profile
 
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from streamproc.decisions.rules import Rules
 from streamproc.frozen import replace
-from streamproc.ingest.events import Feedback, InputEvent, Purchase
+from streamproc.records import Feedback, InputEvent, Purchase
 from streamproc.state.profile import Profile
 
 DORMANT = ("at_risk", "churned")

@@ -1,6 +1,6 @@
 """The thresholds the decision functions read, and what they know about the population.
 
-``Rules`` is one small frozen value built from ``Settings``; ``Population`` is read from
+``Rules`` is one small frozen value (``Settings.rules()`` builds it from configuration); ``Population`` is read from
 Redis by the store once per batch (quantile bounds, the top-spend threshold) and kept up
 to date by the worker (lifetime-value parameters and the cluster model, by version).
 """
@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from streamproc.features.sessions import SessionRules
-from streamproc.settings import Settings
+from streamproc.state.sessions import SessionRules
 
 if TYPE_CHECKING:
     from streamproc.decisions.rfm import Bounds
-    from streamproc.models.btyd import LtvParams
     from streamproc.models.clusters import ClusterModel
+    from streamproc.models.ltv import LtvParams
     from streamproc.models.online import ChurnModel, SatisfactionModel
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """Thresholds for lifecycle stages, sessions, scoring and alerts (see ``Settings`` for their meaning)."""
+    """Thresholds for lifecycle stages, sessions, scoring and alerts (``Settings.rules()`` builds
+    them from configuration, where each is described)."""
 
     new_for: timedelta = timedelta(days=14)
     at_risk_after: timedelta = timedelta(days=21)
@@ -45,29 +45,6 @@ class Rules:
     churn_label_after: timedelta = timedelta(days=30)
     snapshot_every: timedelta = timedelta(days=3)
 
-    @classmethod
-    def from_settings(cls, s: Settings) -> Rules:
-        return cls(
-            new_for=timedelta(days=s.new_days),
-            at_risk_after=timedelta(days=s.at_risk_days),
-            churned_after=timedelta(days=s.churn_days),
-            loyal_purchases=s.loyal_purchases,
-            loyal_after=timedelta(days=s.loyal_days),
-            overdue_factor=s.overdue_factor,
-            overdue_sessions=s.overdue_sessions,
-            overdue_min=timedelta(days=s.overdue_min_days),
-            unhappy_ratings=s.unhappy_ratings,
-            unhappy_max=s.unhappy_max,
-            recover_margin=s.recover_margin,
-            low_rating_max=s.low_rating_max,
-            low_nps_max=s.low_nps_max,
-            dedupe_window=s.dedupe_window,
-            sessions=SessionRules(timedelta(minutes=s.session_gap_min), timedelta(minutes=s.cart_abandon_min)),
-            rescore_every=timedelta(days=s.rescore_days),
-            ltv_horizon_days=s.ltv_horizon_days,
-            churn_label_after=timedelta(days=s.churn_label_days),
-            snapshot_every=timedelta(days=s.snapshot_every_days),
-        )
 
 
 @dataclass(frozen=True, slots=True)

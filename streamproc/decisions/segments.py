@@ -17,12 +17,12 @@ import math
 from datetime import datetime, timezone
 
 from streamproc.decisions import learning, rfm
-from streamproc.frozen import replace
-from streamproc.decisions.records import SegmentChange
 from streamproc.decisions.rules import Population, Rules
-from streamproc.features import btyd
 from streamproc.features.vector import cluster_input, vector
-from streamproc.models import btyd as ltv
+from streamproc.frozen import replace
+from streamproc.models import ltv
+from streamproc.records import SegmentChange
+from streamproc.state import purchases
 from streamproc.state.profile import Profile, Rfm, Value
 
 TIER_CUTS = (0.5, 0.8)
@@ -68,7 +68,7 @@ def score_rfm(p: Profile, pop: Population, now: datetime) -> tuple[Profile, list
 
 
 def score_value(p: Profile, pop: Population, now: datetime, rules: Rules) -> tuple[Profile, list[SegmentChange]]:
-    s = btyd.summary(p.days, now)
+    s = purchases.summary(p.days, now)
     if pop.ltv is None or s is None:
         return p, []
     horizon = rules.ltv_horizon_days

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from streamproc.features import btyd
+from streamproc.state import purchases
 from streamproc.state.profile import Profile
 
 DAY = 86400.0
@@ -63,7 +63,7 @@ def _slope(ys: tuple[float, ...]) -> float:
 
 def vector(p: Profile, now: datetime) -> dict[str, float]:
     """Every feature in ``FEATURES`` for ``p`` as of event time ``now``."""
-    s = btyd.summary(p.days, now)
+    s = purchases.summary(p.days, now)
     age_days = max((now - p.first_seen).total_seconds() / DAY, 1.0)
     t = p.visits.totals
     spend_top = max(p.categories.values(), default=0.0)

@@ -31,8 +31,8 @@ import fastjsonschema
 import orjson
 
 from streamproc.ingest.clean import Reject, clean
-from streamproc.ingest.events import Click, Feedback, InputEvent, Item, Purchase
 from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.records import Click, Feedback, InputEvent, Item, Purchase
 
 RANGE_RULES = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 

@@ -73,7 +73,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import drift
 
-from streamproc.models.snapshot import Pickled
+from streamproc.models.pickled import Pickled
 
 BINS = 1000
 WINDOW = 1000

@@ -4,7 +4,7 @@ In:  feature vectors, ``dict[str, float]`` with the names of ``streamproc.featur
      (other keys are ignored; a missing one is a ``KeyError``, a value that is not finite a
      ``ValueError``); to learn, the label too. The satisfaction model also reads
      ``text_sentiment``, the VADER compound score of the feedback's text
-     (``streamproc.features.sentiment.compound``), 0 when the feedback has no text.
+     (``streamproc.ingest.sentiment.compound``), 0 when the feedback has no text.
 Out: P(churn) in [0, 1] and its ``reasons``; a satisfaction estimate in [0, 1]; each model
      as bytes for a Redis snapshot (``dumps`` / ``loads``, ``publish``).
 
@@ -23,7 +23,7 @@ Both models are ``StandardScaler | clip | linear model``, learned by plain SGD:
   to learn. A small L2 keeps the weights of features that do not matter near 0.
 
 ``ChurnModel`` (``LogisticRegression``, lr 0.02) learns ``(snapshot.features, label)`` from
-``streamproc.features.labels``: label 1 says the customer was inactive for the churn horizon
+``streamproc.state.labels``: label 1 says the customer was inactive for the churn horizon
 after the snapshot. It starts from the recency rule as a prior: besides the scaled inputs,
 its log-odds include ``RECENCY_PRIOR``, ``log((days_since_last + 0.5) / horizon)`` unscaled,
 whose weight starts at 1 (the intercept at -1): before its first label the model serves the
@@ -91,7 +91,7 @@ from typing import Literal
 
 from river import linear_model, optim, preprocessing, stats
 
-from streamproc.models.snapshot import Pickled
+from streamproc.models.pickled import Pickled
 
 CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last",

@@ -3,8 +3,8 @@
 In: batches of training-example records from the one partition of the training-examples
 topic (so one worker of the group owns training). Out: the learner's whole state (models
 and metrics) and the offset of the last example learned, written together in one Redis
-transaction after every batch (``Keys.learner``); every ``publish_examples`` examples or
-``publish_s`` seconds a new version of both models for the scorers (``Keys.online_models``),
+transaction after every batch (``RedisKeys.learner``); every ``publish_examples`` examples or
+``publish_s`` seconds a new version of both models for the scorers (``RedisKeys.online_models``),
 which every worker loads on its next batch; a ``model-health`` record and a log line when a
 model's error drifts up.
 
@@ -31,10 +31,11 @@ from redis.exceptions import WatchError
 
 from streamproc.decisions.rules import Population
 from streamproc.frozen import replace
-from streamproc.models.learner import Example, IncompatibleState, LearnerState
 from streamproc.models.metrics import Drift
 from streamproc.models.online import ChurnModel, SatisfactionModel
-from streamproc.runtime.keys import Keys
+from streamproc.models.training import IncompatibleState, LearnerState
+from streamproc.records import Example
+from streamproc.runtime.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
@@ -56,7 +57,7 @@ def health_record(ex: Example, drift: Drift, version: int) -> dict[str, Any]:
 class Learner:
     """Owns ``LearnerState`` for the worker that holds the training partition."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, send: Send, health_topic: str,
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, send: Send, health_topic: str,
                  publish_examples: int = 200, publish_s: float = 5.0, timeout_s: float = 10.0,
                  horizon_days: float = 30.0) -> None:
         self.r, self.keys, self.send, self.health_topic = client, keys, send, health_topic
@@ -188,7 +189,7 @@ class OnlineModels:
     hands them to the pipeline with the rest of the population.
     """
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, check_s: float = 1.0) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, check_s: float = 1.0) -> None:
         self.r, self.keys, self.check_s = client, keys, check_s
         self.version = 0
         self.churn: ChurnModel | None = None

@@ -34,22 +34,21 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.keys import Keys
+from streamproc.runtime.children import die_with_parent
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.processor import Ordering, Processor, RawRecord, Send
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.refit import Refitter
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
-from streamproc.stack import die_with_parent
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
 STOP_WAIT_S = 5.0
 
-Record = tuple[str, int, int, bytes | None]
+ConsumedRecord = tuple[str, int, int, bytes | None]
 """``(topic, partition, offset, value)`` of one input record, as sent to the child."""
 Highwater = dict[str, int | None]
 """The consumer's high watermark of each assigned input topic-partition (``"topic:N"``)."""
@@ -64,8 +63,8 @@ def build_processor(settings: Settings, contracts: Contracts, send: Send,
                     pending: Callable[[str, int], bool]) -> Processor:
     """The processor of ``settings``, publishing with ``send``; ``pending(tp, applied_offset)``
     says whether the consumer knows of records on ``tp`` past that offset."""
-    client, keys_ = redis_client(settings), Keys(settings.key_prefix)
-    store = Store(client, keys_, Rules.from_settings(settings), settings.top_spend_fraction,
+    client, keys_ = redis_client(settings), RedisKeys(settings.key_prefix)
+    store = Store(client, keys_, settings.rules(), settings.top_spend_fraction,
                   settings.min_population, settings.redis_timeout_s, settings.segment_margin)
     refit = Refitter(client, keys_, timedelta(days=settings.ltv_refit_days), settings.clusters)
     keys = settings.pseudonymiser()
@@ -105,7 +104,7 @@ class OffloadedProcessor:
         self._lock = asyncio.Lock()
         atexit.register(self.close)
 
-    async def handle(self, records: Iterable[Record], partitions: Iterable[int], highwater: Highwater) -> None:
+    async def handle(self, records: Iterable[ConsumedRecord], partitions: Iterable[int], highwater: Highwater) -> None:
         """Apply ``records`` (and release what waits on ``partitions``); returns once durable."""
         async with self._lock:
             self._seq += 1
@@ -140,7 +139,7 @@ class OffloadedProcessor:
                 self._proc.join()
         self._proc = self._conn = None
 
-    async def _call(self, request: tuple[int, list[Record], tuple[int, ...], Highwater]) -> None:
+    async def _call(self, request: tuple[int, list[ConsumedRecord], tuple[int, ...], Highwater]) -> None:
         conn = self.start()
         conn.send(request)
         while True:

@@ -22,9 +22,9 @@ import redis.asyncio as aioredis
 from streamproc.decisions.rfm import RFM_CUTS, Bounds
 from streamproc.decisions.rules import Population
 from streamproc.decisions.segments import TIER_CUTS
-from streamproc.models.btyd import LtvParams
 from streamproc.models.clusters import ClusterModel
-from streamproc.runtime.keys import Keys
+from streamproc.models.ltv import LtvParams
+from streamproc.runtime.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ return out
 class PopulationView:
     """Queues the population reads on a pipeline and builds ``Population`` from the replies."""
 
-    def __init__(self, keys: Keys, top_fraction: float, min_population: int, margin: float) -> None:
+    def __init__(self, keys: RedisKeys, top_fraction: float, min_population: int, margin: float) -> None:
         self.keys, self.top_fraction, self.min_population, self.margin = keys, top_fraction, min_population, margin
         self.dims: dict[str, tuple[str, tuple[float, ...]]] = {
             "recency": (keys.pop("recency"), RFM_CUTS), "frequency": (keys.pop("frequency"), RFM_CUTS),

@@ -37,15 +37,13 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
-from streamproc.decisions.records import Alert, SegmentChange
-from streamproc.models.learner import Example
+from streamproc.decisions.rules import Population
 from streamproc.eventtime import is_late, observe, partition_of, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
-from streamproc.ingest.events import InputEvent
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ingest.redact import redact
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
-from streamproc.decisions.rules import Population
+from streamproc.records import Alert, Example, InputEvent, SegmentChange
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.refit import Refitter
 from streamproc.runtime.store import Changes, Held, Loaded, Store, Waiting

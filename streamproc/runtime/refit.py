@@ -1,7 +1,7 @@
 """Population fits: lifetime-value parameters and the behaviour-cluster model, every few days of event time.
 
 In: every profile in Redis and the watermark of the worker's partitions. Out: a new version
-in the models hash (``Keys.models``): BG/NBD and Gamma-Gamma parameters fitted by maximum
+in the models hash (``RedisKeys.models``): BG/NBD and Gamma-Gamma parameters fitted by maximum
 likelihood (``models.btyd``), the cluster model after one more online pass over the
 population's feature vectors (``models.clusters``), and the event time of the next fit.
 Every worker's store loads a new version on its next batch and uses it until the next one.
@@ -28,15 +28,14 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import redis.asyncio as aioredis
 
-from streamproc.features import btyd as days
-from streamproc.features.btyd import RfmSummary
 from streamproc.features.vector import cluster_input, vector
-from streamproc.models import btyd
+from streamproc.models import ltv
 from streamproc.models.clusters import ClusterModel, ClusterParams
-from streamproc.runtime.keys import Keys
-from streamproc.stack import die_with_parent
-from streamproc.state import codec
+from streamproc.runtime.children import die_with_parent
+from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.state import codec, purchases
 from streamproc.state.profile import Profile
+from streamproc.state.purchases import RfmSummary
 
 log = logging.getLogger(__name__)
 LOCK_S = 300
@@ -50,7 +49,7 @@ def _utc(epoch: float) -> datetime:
 class Refitter:
     """Starts a population fit in the background when the watermark passes the scheduled time."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, every: timedelta, clusters: int) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, every: timedelta, clusters: int) -> None:
         self.r, self.keys, self.every, self.clusters = client, keys, every, clusters
         self.next_fit: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -101,7 +100,7 @@ class Refitter:
         except BrokenProcessPool:
             self._pool = None  # the fit process died: the next fit starts another
             raise
-        except btyd.FitError as exc:
+        except ltv.FitError as exc:
             self.next_fit = watermark + RETRY_AFTER.total_seconds()
             await self.r.hset(self.keys.models, "next_fit", self.next_fit)
             log.info("population fit at %s postponed by a day: %s", at.isoformat(), exc)
@@ -145,7 +144,7 @@ def _fit_inputs(profiles: list[Profile], at: datetime, version: int) -> tuple[li
     centres do not drift towards whichever customers happen to sort last."""
     summaries = []
     for p in profiles:
-        s = days.summary(p.days, max(at, p.last_seen))
+        s = purchases.summary(p.days, max(at, p.last_seen))
         if s is not None:
             summaries.append(s)
     ordered = sorted(profiles, key=lambda p: p.customer_id)
@@ -154,7 +153,7 @@ def _fit_inputs(profiles: list[Profile], at: datetime, version: int) -> tuple[li
 
 
 def _fit(documents: list[bytes], clusters: bytes | None, n_clusters: int, at: datetime,
-         version: int) -> tuple[btyd.LtvParams, bytes, int]:
+         version: int) -> tuple[ltv.LtvParams, bytes, int]:
     """In the fit process: decode the profile documents, fit lifetime value on the buyers'
     summaries, then teach the cluster model (stored as ``clusters``, or a new one of
     ``n_clusters``) every customer's input. Returns the parameters, the cluster model as
@@ -163,7 +162,7 @@ def _fit(documents: list[bytes], clusters: bytes | None, n_clusters: int, at: da
     model = ClusterModel.loads(clusters) if clusters is not None else ClusterModel(
         ClusterParams(n_clusters=n_clusters, min_learned=20 * n_clusters))
     summaries, inputs = _fit_inputs(profiles, at, version)
-    params = btyd.fit(summaries, version, at)
+    params = ltv.fit(summaries, version, at)
     for x in inputs:
         model.learn(x)
     return params, model.dumps(), len(profiles)

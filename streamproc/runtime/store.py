@@ -19,13 +19,12 @@ from datetime import datetime, timezone
 import orjson
 import redis.asyncio as aioredis
 
-from streamproc.decisions.records import Alert, SegmentChange
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import partition_of
-from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
 from streamproc.pipeline import next_due
-from streamproc.runtime.keys import Keys
+from streamproc.records import Alert, Click, Feedback, InputEvent, Purchase, SegmentChange
 from streamproc.runtime.population import PopulationView
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 
@@ -113,7 +112,7 @@ class Store:
     exactly), and any other document, written by another worker say, is decoded.
     """
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, rules: Rules, top_fraction: float,
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, rules: Rules, top_fraction: float,
                  min_population: int, timeout_s: float, margin: float = 0.02) -> None:
         self.r, self.keys, self.rules = client, keys, rules
         self._timeout = timeout_s

@@ -5,7 +5,7 @@ as ISO-8601 text, so a ``GET`` in redis-cli is readable by people); ``loads(cls,
 builds it back. The conversion of each class is compiled once from its type hints, so
 decoding costs a dict walk, not reflection per call.
 
->>> from streamproc.ingest.events import Item
+>>> from streamproc.records import Item
 >>> loads(Item, dumps(Item("SKU-1", 2, 9.5)))
 Item(sku='SKU-1', quantity=2, price=9.5, category=None)
 """

@@ -14,11 +14,12 @@ from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
-from streamproc.features import btyd, sentiment
 from streamproc.frozen import replace
-from streamproc.features.labels import Snapshot
-from streamproc.features.sessions import Sessions
-from streamproc.ingest.events import Click, Feedback, InputEvent, Purchase
+from streamproc.ingest import sentiment
+from streamproc.records import Click, Feedback, InputEvent, Purchase
+from streamproc.state.labels import Snapshot
+from streamproc.state.purchases import PurchaseDays, add_purchase
+from streamproc.state.sessions import Sessions
 
 RECENT_SATISFACTION = 5
 TOP_CATEGORIES = 12
@@ -79,7 +80,7 @@ class Profile:
     spend: float = 0.0
     max_order: float = 0.0
     last_purchase: datetime | None = None
-    days: btyd.PurchaseDays = btyd.PurchaseDays()
+    days: PurchaseDays = PurchaseDays()
     categories: dict[str, float] = field(default_factory=dict)
     # feedback
     feedbacks: int = 0
@@ -177,7 +178,7 @@ def _(event: Purchase, p: Profile) -> dict[str, Any]:
         "spend": round(p.spend + event.total, 2),
         "max_order": max(p.max_order, event.total),
         "last_purchase": event.ts if p.last_purchase is None else max(p.last_purchase, event.ts),
-        "days": btyd.add_purchase(p.days, event.ts, event.total),
+        "days": add_purchase(p.days, event.ts, event.total),
         "categories": _categories(p.categories, event),
     }
 

@@ -1,7 +1,7 @@
 """The mapping file: which column of a shop's export feeds which event field (``docs/replay.md``).
 
 In: a TOML (or ``.json``) mapping file and the input contracts it is checked against. Out: a
-``Mapping`` - the event type, the time column and its format (``TimeSpec``), where each event
+``ColumnMapping`` - the event type, the time column and its format (``TimeSpec``), where each event
 and line-item field comes from (``FieldSpec``), which rows to skip (``SkipRule``) - or a
 ``MappingError`` that names the wrong key or column. The specs then read one row each:
 ``FieldSpec.read`` raises ``BadRow`` for a cell that cannot become its field.
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from streamproc.contracts import Contracts
-from streamproc.replay.exceptions import MappingError
+from streamproc.tools.replay.exceptions import MappingError
 
 
 class BadRow(Exception):
@@ -138,7 +138,7 @@ class TimeSpec:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class ColumnMapping:
     """How the rows of a shop's export become events of one type (see docs/replay.md)."""
 
     event: str
@@ -159,7 +159,7 @@ SKIP_TESTS = {"starts_with", "equals", "empty", "below", "above"}
 BUILT = {"type", "ts", "items", "total"}  # fields replay fills in itself
 
 
-def load_mapping(path: Path, contracts: Contracts) -> Mapping:
+def load_mapping(path: Path, contracts: Contracts) -> ColumnMapping:
     """Read a TOML (or ``.json``) mapping file and check it against the input contracts."""
     if not path.is_file():
         raise MappingError(f"no mapping file at {path}")
@@ -174,7 +174,7 @@ def load_mapping(path: Path, contracts: Contracts) -> Mapping:
         raise MappingError(f"mapping {path}: {exc}") from None
 
 
-def _mapping(doc: Any, contracts: Contracts) -> Mapping:
+def _mapping(doc: Any, contracts: Contracts) -> ColumnMapping:
     if not isinstance(doc, dict):
         raise MappingError("the file must hold a table of keys (see docs/replay.md)")
     unknown = doc.keys() - TOP_KEYS
@@ -192,7 +192,7 @@ def _mapping(doc: Any, contracts: Contracts) -> Mapping:
         raise MappingError("[items] is only for purchase events")
     else:
         items = ()
-    return Mapping(event, _time(doc.get("time")), fields, items, _skips(doc.get("skip", [])),
+    return ColumnMapping(event, _time(doc.get("time")), fields, items, _skips(doc.get("skip", [])),
                    _encoding(doc.get("encoding", "utf-8-sig")), _delimiter(doc.get("delimiter", ",")))
 
 

@@ -22,8 +22,8 @@ from typing import IO, Any
 import orjson
 
 from streamproc.contracts import Contracts
-from streamproc.replay.exceptions import ReplayError
-from streamproc.replay.report import Issues
+from streamproc.tools.replay.exceptions import ReplayError
+from streamproc.tools.replay.report import Issues
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 Row = tuple[int, dict[str, Any], bytes | None]  # (file line, event, its original bytes if kept)
@@ -41,7 +41,7 @@ def detect_format(path: Path, given: str | None) -> str:
 
 
 @dataclass
-class Source:
+class HistoryFile:
     """A history file opened for reading: its bytes (gunzipped if needed) and how far it is read."""
 
     path: Path
@@ -67,14 +67,14 @@ class Source:
 
 
 @contextmanager
-def open_source(path: Path, tick: Tick) -> Iterator[Source]:
+def open_source(path: Path, tick: Tick) -> Iterator[HistoryFile]:
     """Open ``path``, gunzipping it when it starts with the gzip magic bytes."""
     if not path.is_file():
         raise ReplayError(f"no file at {path}: give the path of a CSV or JSON Lines history file")
     with open(path, "rb") as raw:
         zipped = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        src = Source(path, raw, gzip.GzipFile(fileobj=raw) if zipped else raw, path.stat().st_size, tick)
+        src = HistoryFile(path, raw, gzip.GzipFile(fileobj=raw) if zipped else raw, path.stat().st_size, tick)
         yield src
         tick(src.rows, src.size, src.size)
 
@@ -128,7 +128,7 @@ def _typed(value: str, convert: Callable[[str], Any]) -> Any:
         return value  # left as sent: the worker corrects it or dead-letters it with the reason
 
 
-def native_csv(src: Source, contracts: Contracts) -> Iterator[Row]:
+def native_csv(src: HistoryFile, contracts: Contracts) -> Iterator[Row]:
     """One event per row of a native CSV; an empty cell is an absent field, numbers and
     ``items`` get the types the contracts give them."""
     header, reader = src.csv("utf-8-sig", ",")
@@ -147,7 +147,7 @@ def native_csv(src: Source, contracts: Contracts) -> Iterator[Row]:
         yield reader.line_num, doc, None
 
 
-def jsonl_objects(src: Source, skipped: Issues) -> Iterator[Row]:
+def jsonl_objects(src: HistoryFile, skipped: Issues) -> Iterator[Row]:
     """One object per non-blank line, with the line's bytes; other lines are skipped."""
     for n, line in enumerate(src.data, 1):
         raw = line.strip()

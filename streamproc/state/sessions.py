@@ -37,7 +37,7 @@ from operator import attrgetter
 
 from streamproc.errors import ConfigError
 from streamproc.frozen import replace
-from streamproc.ingest.events import Click, Purchase
+from streamproc.records import Click, Purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ class CartAbandoned:
     value: float
 
 
-Output = SessionClosed | CartAbandoned
+SessionOutput = SessionClosed | CartAbandoned
 
 
 def next_due(s: Sessions, rules: SessionRules) -> datetime | None:
@@ -167,7 +167,7 @@ def next_due(s: Sessions, rules: SessionRules) -> datetime | None:
     return min(times, default=None)
 
 
-def advance(s: Sessions, now: datetime, rules: SessionRules) -> tuple[Sessions, list[Output]]:
+def advance(s: Sessions, now: datetime, rules: SessionRules) -> tuple[Sessions, list[SessionOutput]]:
     """Close the session and fire the cart deadlines that event time ``now`` has reached.
 
     >>> from datetime import timezone
@@ -179,21 +179,21 @@ def advance(s: Sessions, now: datetime, rules: SessionRules) -> tuple[Sessions, 
     >>> [type(o).__name__ for o in out], out[1].value, out[1].at == t0 + rules.abandon_after
     (['SessionClosed', 'CartAbandoned'], 19.0, True)
     """
-    out: list[Output] = []
+    out: list[SessionOutput] = []
     while (due := next_due(s, rules)) is not None and due <= now:
         s, emitted = _fire(s, rules)
         out.append(emitted)
     return s, out
 
 
-def on_click(s: Sessions, click: Click, rules: SessionRules) -> tuple[Sessions, list[Output]]:
+def on_click(s: Sessions, click: Click, rules: SessionRules) -> tuple[Sessions, list[SessionOutput]]:
     """Count ``click`` into the open session, or into a new one if none is open at its time."""
     s, out = advance(s, click.ts, rules)
     session = s.open or OpenSession(start=click.ts, last=click.ts)
     return replace(s, open=_count_click(session, click)), out
 
 
-def on_purchase(s: Sessions, purchase: Purchase, rules: SessionRules) -> tuple[Sessions, list[Output]]:
+def on_purchase(s: Sessions, purchase: Purchase, rules: SessionRules) -> tuple[Sessions, list[SessionOutput]]:
     """Convert every cart the purchase is in time for: pending ones and the open session's."""
     s, out = advance(s, purchase.ts, rules)
     t = purchase.ts
@@ -204,7 +204,7 @@ def on_purchase(s: Sessions, purchase: Purchase, rules: SessionRules) -> tuple[S
     return replace(s, open=session, pending=pending), out
 
 
-def _fire(s: Sessions, rules: SessionRules) -> tuple[Sessions, Output]:
+def _fire(s: Sessions, rules: SessionRules) -> tuple[Sessions, SessionOutput]:
     """The one change due first; at equal times a pending deadline goes before a close."""
     if s.pending and (s.open is None or s.pending[0].due <= s.open.last + rules.gap):
         return _abandon(s)

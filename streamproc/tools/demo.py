@@ -21,14 +21,14 @@ from rich.live import Live
 from rich.table import Table
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.dev import prepare
 from streamproc.errors import StackError
-from streamproc.dirty import dirty
-from streamproc.generate import GeneratorConfig, generate
-from streamproc.runtime.produce import Record, publish, raw_records
-from streamproc.runtime.stats import Snapshot, StatsReader
+from streamproc.ops.produce import ProducerRecord, publish, raw_records
+from streamproc.ops.stats import StatsReader, Totals
 from streamproc.settings import Settings
-from streamproc.stack import Stack, scratch_dir, start_worker, stop_process
+from streamproc.sim.dirty import dirty
+from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.tools.dev import prepare
+from streamproc.tools.stack import Stack, scratch_dir, start_worker, stop_process
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def first_events(events: int, days: int, seed: int, customers: int | None = None
     return itertools.islice(generate(GeneratorConfig(customers=n, days=days, seed=seed)), events)
 
 
-def demo_records(opts: DemoOptions, contracts: Contracts) -> tuple[list[Record], str]:
+def demo_records(opts: DemoOptions, contracts: Contracts) -> tuple[list[ProducerRecord], str]:
     """``opts.events`` input records (dirtied with ``--dirty``) and one customer id among them."""
     events = first_events(opts.events, opts.days, opts.seed, opts.customers)
     pairs = dirty(events, opts.seed) if opts.dirty else ((e, orjson.dumps(e)) for e in events)
@@ -80,7 +80,7 @@ class Publisher(threading.Thread):
         self.sent = n
 
 
-def view(snap: Snapshot, prev: Snapshot, dt: float, sent: int, total: int) -> Group:
+def view(snap: Totals, prev: Totals, dt: float, sent: int, total: int) -> Group:
     """The live terminal view: rates per topic, customers, segments, latest alerts."""
     topics = Table(title=f"events: {snap.processed:,} processed of {total:,} ({sent:,} published)")
     for col in ("topic", "events", "events/s"):
@@ -101,7 +101,7 @@ def view(snap: Snapshot, prev: Snapshot, dt: float, sent: int, total: int) -> Gr
     return Group(topics, segs, alerts)
 
 
-def summary(snap: Snapshot, seconds: float, sample: dict[str, Any] | None) -> dict[str, Any]:
+def summary(snap: Totals, seconds: float, sample: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "events": snap.processed, "profiles": snap.profiles,
         "segment_changes": snap.count("segment_changes"), "alerts": snap.count("alerts"),
@@ -111,7 +111,7 @@ def summary(snap: Snapshot, seconds: float, sample: dict[str, Any] | None) -> di
     }
 
 
-def watch(stack: Stack, worker: Any, pub: Publisher, total: int, opts: DemoOptions, console: Console) -> Snapshot:
+def watch(stack: Stack, worker: Any, pub: Publisher, total: int, opts: DemoOptions, console: Console) -> Totals:
     """Refresh the view until ``total`` events are processed; raise if something died."""
     reader = StatsReader(stack.redis_url)
     prev, t_prev, deadline = reader.snapshot(), time.monotonic(), time.monotonic() + opts.timeout_s

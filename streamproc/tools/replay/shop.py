@@ -1,6 +1,6 @@
-"""A shop's own export, read through its ``Mapping``, as events.
+"""A shop's own export, read through its ``ColumnMapping``, as events.
 
-In: the rows of a CSV or JSON Lines export (a ``Source``), its ``Mapping`` and the input
+In: the rows of a CSV or JSON Lines export (a ``HistoryFile``), its ``ColumnMapping`` and the input
 contracts. Out: ``Row`` tuples of the mapping's event type: for purchases one per order, its
 line items grouped by order id and totalled; for other types one per row, with an event id
 derived from the row's content where none is mapped, so the same file always yields the same
@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from streamproc.contracts import Contracts
-from streamproc.replay.exceptions import MappingError
-from streamproc.replay.files import Row, Source, jsonl_objects
-from streamproc.replay.mapping import BUILT, BadRow, FieldSpec, Mapping
-from streamproc.replay.report import Issues
+from streamproc.tools.replay.exceptions import MappingError
+from streamproc.tools.replay.files import HistoryFile, Row, jsonl_objects
+from streamproc.tools.replay.mapping import BUILT, BadRow, ColumnMapping, FieldSpec
+from streamproc.tools.replay.report import Issues
 
 
 def _row_fields(row: dict[str, Any], specs: tuple[FieldSpec, ...], required: set[str]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def _row_fields(row: dict[str, Any], specs: tuple[FieldSpec, ...], required: set
     return out
 
 
-def _mapped_rows(rows: Iterable[tuple[int, dict[str, Any]]], m: Mapping, required: tuple[set[str], set[str]],
+def _mapped_rows(rows: Iterable[tuple[int, dict[str, Any]]], m: ColumnMapping, required: tuple[set[str], set[str]],
                  skipped: Issues) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
     """``(line, event fields with ts, line item)`` per row that is not skipped."""
     for line, row in rows:
@@ -85,7 +85,7 @@ def _singles(rows: Iterable[tuple[int, dict[str, Any], dict[str, Any]]], event: 
         yield line, {"event_id": doc.pop("event_id"), "type": event} | doc, None
 
 
-def mapped_events(rows: Iterable[tuple[int, dict[str, Any]]], m: Mapping, contracts: Contracts,
+def mapped_events(rows: Iterable[tuple[int, dict[str, Any]]], m: ColumnMapping, contracts: Contracts,
                   skipped: Issues) -> Iterator[Row]:
     """Events built from a shop export's rows by ``m``; unusable rows are added to ``skipped``."""
     schema = next(orjson.loads(t.schema_path.read_bytes()) for t in contracts.inputs if t.event_type == m.event)
@@ -95,7 +95,7 @@ def mapped_events(rows: Iterable[tuple[int, dict[str, Any]]], m: Mapping, contra
     return _orders(built) if m.event == "purchase" else _singles(built, m.event)
 
 
-def mapped_rows(src: Source, fmt: str, m: Mapping, skipped: Issues) -> Iterator[tuple[int, dict[str, Any]]]:
+def mapped_rows(src: HistoryFile, fmt: str, m: ColumnMapping, skipped: Issues) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, column -> cell)`` per row of a shop export."""
     if fmt == "jsonl":
         yield from ((line, doc) for line, doc, _ in jsonl_objects(src, skipped))

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamproc.contracts import Contracts
-from streamproc.replay.exceptions import ReplayError
-from streamproc.replay.files import detect_format, jsonl_objects, native_csv, open_source
-from streamproc.replay.mapping import load_mapping
-from streamproc.replay.order import Out, Router, order_events
-from streamproc.replay.publish import publish_ordered
-from streamproc.replay.report import Display, Summary
-from streamproc.replay.shop import mapped_events, mapped_rows
+from streamproc.tools.replay.exceptions import ReplayError
+from streamproc.tools.replay.files import detect_format, jsonl_objects, native_csv, open_source
+from streamproc.tools.replay.mapping import load_mapping
+from streamproc.tools.replay.order import Out, Router, order_events
+from streamproc.tools.replay.publish import publish_ordered
+from streamproc.tools.replay.report import Display, Summary
+from streamproc.tools.replay.shop import mapped_events, mapped_rows
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``streamproc evaluate``: the online models learning from a replayed stream, scored as they go.
 
 In: a generated history (``GeneratorConfig``) or a history file read through the replay
-mapping (``streamproc.replay``). Out: ``Evaluation`` - the metrics over event time (one row
+mapping (``streamproc.tools.replay``). Out: ``Evaluation`` - the metrics over event time (one row
 per ``step_days``), the final figures of the models and of the baselines on the same matured
 labels, and a PNG plot of AUC and MAE over event time.
 
@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.contracts import load_contracts
-from streamproc.decisions.rules import Population, Rules
-from streamproc.features import btyd as days
-from streamproc.generate import GeneratorConfig
+from streamproc.decisions.rules import Population
 from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
-from streamproc.ingest.events import InputEvent
-from streamproc.models import btyd
-from streamproc.models.learner import Example, LearnerState
+from streamproc.models import ltv
+from streamproc.models.training import LearnerState
 from streamproc.pipeline import apply_batch, sweep
+from streamproc.records import Example, InputEvent
 from streamproc.settings import Settings
+from streamproc.sim.generator import GeneratorConfig
+from streamproc.state import purchases
 from streamproc.state.profile import Profile
 
 Progress = Callable[[int, int], None]
@@ -62,14 +62,14 @@ class Evaluation:
 
 
 def generated_events(config: GeneratorConfig, settings: Settings) -> list[InputEvent]:
-    from streamproc.earlywarning import decoded_events
+    from streamproc.tools.earlywarning import decoded_events
 
     return decoded_events(config, settings)
 
 
 def file_events(path: Path, mapping: Path | None, settings: Settings) -> list[InputEvent]:
     """The events of a history file, read and ordered as ``streamproc replay`` would publish them."""
-    from streamproc.replay import Display, ReplayOptions, Summary, detect_format, read_events
+    from streamproc.tools.replay import Display, ReplayOptions, Summary, detect_format, read_events
 
     contracts = load_contracts(settings.topics_dir)
     fmt = detect_format(path, None)
@@ -100,18 +100,18 @@ def _steps(events: list[InputEvent], step: timedelta) -> Iterable[tuple[datetime
     yield end, chunk
 
 
-def _refit(profiles: dict[str, Profile], at: datetime, version: int) -> btyd.LtvParams | None:
-    summaries = [s for p in profiles.values() if (s := days.summary(p.days, max(at, p.last_seen))) is not None]
+def _refit(profiles: dict[str, Profile], at: datetime, version: int) -> ltv.LtvParams | None:
+    summaries = [s for p in profiles.values() if (s := purchases.summary(p.days, max(at, p.last_seen))) is not None]
     try:
-        return btyd.fit(summaries, version, at)
-    except btyd.FitError:
+        return ltv.fit(summaries, version, at)
+    except ltv.FitError:
         return None
 
 
 def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
              progress: Progress | None = None) -> Evaluation:
     """Run ``events`` (in event-time order) through the pipeline and the learner; see the module docstring."""
-    rules = Rules.from_settings(settings)
+    rules = settings.rules()
     state, pop, profiles = LearnerState(horizon_days=settings.churn_label_days), Population(), {}
     out = Evaluation(events=len(events))
     next_refit, version, done = None, 0, 0

@@ -18,12 +18,12 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 
 from streamproc.contracts import Contracts
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Population
 from streamproc.eventtime import is_late, observe
 from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
-from streamproc.ingest.events import InputEvent
+from streamproc.ops.produce import ProducerRecord
 from streamproc.pipeline import apply_batch
-from streamproc.runtime.produce import Record
+from streamproc.records import InputEvent
 from streamproc.settings import Settings
 from streamproc.state.profile import Profile
 
@@ -49,7 +49,7 @@ class Expected:
     counters: Counter[str] = field(default_factory=Counter)
 
 
-def _intake(records: Iterable[Record], contracts: Contracts, settings: Settings,
+def _intake(records: Iterable[ProducerRecord], contracts: Contracts, settings: Settings,
             counters: Counter[str]) -> list[InputEvent]:
     types = {t.name: t.event_type for t in contracts.inputs}
     n = contracts.inputs[0].partitions
@@ -72,11 +72,11 @@ def _intake(records: Iterable[Record], contracts: Contracts, settings: Settings,
     return events
 
 
-def reference(records: Iterable[Record], contracts: Contracts, settings: Settings) -> Expected:
+def reference(records: Iterable[ProducerRecord], contracts: Contracts, settings: Settings) -> Expected:
     """The expected profiles and counters, computed in one pass."""
     out = Expected()
     events = _intake(records, contracts, settings, out.counters)
-    result = apply_batch(events, {}, Population(None), Rules.from_settings(settings))
+    result = apply_batch(events, {}, Population(None), settings.rules())
     out.profiles = {cid: aggregates(p) for cid, p in result.profiles.items()}
     out.counters["applied"] = result.applied
     out.counters["duplicates"] = len(result.duplicates)

@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streamproc.replay.exceptions import ReplayError
-from streamproc.replay.order import Out
-from streamproc.runtime.produce import producer
+from streamproc.ops.produce import producer
+from streamproc.tools.replay.exceptions import ReplayError
+from streamproc.tools.replay.order import Out
 
 if TYPE_CHECKING:
     from aiokafka.producer.message_accumulator import BatchBuilder

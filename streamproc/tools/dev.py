@@ -10,7 +10,7 @@ from pathlib import Path
 from streamproc.contracts import load_contracts
 from streamproc.runtime.admin import create_topics
 from streamproc.settings import Settings
-from streamproc.stack import Stack, scratch_dir, start_stack, start_worker, stop_process
+from streamproc.tools.stack import Stack, scratch_dir, start_stack, start_worker, stop_process
 
 log = logging.getLogger(__name__)
 

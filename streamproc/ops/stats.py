@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 import orjson
 import redis
 
-from streamproc.runtime.keys import Keys
+from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 
 
 @dataclass
-class Snapshot:
+class Totals:
     """The worker's counters at one moment."""
 
     counters: dict[str, float] = field(default_factory=dict)
@@ -63,15 +63,15 @@ class StatsReader:
 
     def __init__(self, redis_url: str, prefix: str = "sp") -> None:
         self.r = redis.Redis.from_url(redis_url)
-        self.keys = Keys(prefix)
+        self.keys = RedisKeys(prefix)
 
-    def snapshot(self, alerts: int = 5) -> Snapshot:
+    def snapshot(self, alerts: int = 5) -> Totals:
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.keys.stats)
         pipe.hgetall(self.keys.lifecycle_counts)
         pipe.lrange(self.keys.recent_alerts, 0, alerts - 1)
         stats, life, recent = pipe.execute()
-        return Snapshot(
+        return Totals(
             counters={k.decode(): float(v) for k, v in stats.items()},
             lifecycle={k.decode(): int(v) for k, v in life.items() if int(v)},
             alerts=[orjson.loads(a) for a in recent],

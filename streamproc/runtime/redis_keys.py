@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Keys:
+class RedisKeys:
     """Names of every Redis key streamproc uses, under one prefix.
 
     ============================== ======= ===============================================

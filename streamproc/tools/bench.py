@@ -28,15 +28,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.demo import first_events
-from streamproc.dev import prepare
 from streamproc.errors import StackError
 from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.ops.produce import ProducerRecord, event_records, publish
+from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.produce import Record, event_records, publish
-from streamproc.runtime.stats import StatsReader
 from streamproc.settings import Settings
-from streamproc.stack import Stack, free_port, scratch_dir, spawn, start_worker, stop_process
+from streamproc.tools.demo import first_events
+from streamproc.tools.dev import prepare
+from streamproc.tools.stack import Stack, free_port, scratch_dir, spawn, start_worker, stop_process
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def worker_rate(stack: Stack, worker: Any, n: int, opts: BenchOptions) -> float:
     return n / max(c["last_at"] - c["first_at"], 1e-9)
 
 
-def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, keys: Pseudonymiser) -> Iterator[Record]:
+def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, keys: Pseudonymiser) -> Iterator[ProducerRecord]:
     """Single clicks of brand-new customers at the current time, each stamped (under the key
     its id gets at ingestion) with the moment it is handed to the producer."""
     for i in range(n):

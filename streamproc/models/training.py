@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import ChurnModel, SatisfactionModel
-from streamproc.models.snapshot import Pickled
+from streamproc.models.pickled import Pickled
+from streamproc.records import Example
 
 BASELINES = ("recency", "palive")
 REMEMBER = 20_000
@@ -36,33 +36,6 @@ FORMAT = 2
 
 class IncompatibleState(ValueError):
     """A learner state written by a streamproc whose models are laid out differently."""
-
-
-@dataclass(frozen=True, slots=True)
-class Example:
-    """One labelled example: ``features`` as of ``snapshot_at``, its ``label``, and what was served."""
-
-    event_id: str
-    model: str
-    customer_id: str
-    ts: str
-    snapshot_at: str
-    features: dict[str, float]
-    label: float
-    score: float | None
-    model_version: int | None
-    baselines: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The training-examples record (``topics/schemas/training-examples.v1.json``); it shares
-        ``features`` and ``baselines`` with the example (serialised at once, never changed)."""
-        return {"type": "training_example", **{f: getattr(self, f) for f in self.__dataclass_fields__}}
-
-    @classmethod
-    def from_record(cls, doc: dict[str, Any]) -> Example:
-        fields = {k: doc.get(k) for k in cls.__dataclass_fields__}
-        fields["baselines"] = dict(doc.get("baselines") or {})
-        return cls(**fields)
 
 
 class LearnerState(Pickled):

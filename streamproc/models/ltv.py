@@ -1,6 +1,6 @@
 """Lifetime-value models over BTYD summaries: BG/NBD for purchase days, Gamma-Gamma for spend.
 
-In:  the ``RfmSummary`` of many customers (``streamproc.features.btyd``) to ``fit``; one
+In:  the ``RfmSummary`` of many customers (``streamproc.state.purchases``) to ``fit``; one
      customer's summary (and a horizon in days) to the prediction helpers.
 Out: ``LtvParams``, both models' parameters (JSON-ready through ``to_dict``), and plain
      floats per customer: ``p_alive``, ``expected_purchases``, ``expected_spend``, ``clv``.
@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, hyp2f1
 
 from streamproc.errors import StreamprocError
-from streamproc.features.btyd import RfmSummary
+from streamproc.state.purchases import RfmSummary
 
 MIN_CUSTOMERS = 50
 """Fewer summaries than this are not enough to fit the four BG/NBD parameters."""

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streamproc.contracts import load_contracts
-from streamproc.decisions.records import SegmentChange
-from streamproc.decisions.rules import Population, Rules
-from streamproc.generate import GeneratorConfig, generate, ground_truth
+from streamproc.decisions.rules import Population
 from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
 from streamproc.pipeline import apply_batch, sweep
+from streamproc.records import SegmentChange
 from streamproc.settings import Settings
+from streamproc.sim.generator import GeneratorConfig, generate, ground_truth
 
 DAY = 86400.0
 
@@ -72,7 +72,7 @@ def _bytes(raw: dict[str, Any]) -> bytes:
 
 def run(config: GeneratorConfig, settings: Settings) -> Report:
     """Replay the generated stream through the pipeline and score the at-risk flags against the truth."""
-    rules = Rules.from_settings(settings)
+    rules = settings.rules()
     events = decoded_events(config, settings)
     result = apply_batch(events, {}, Population(), rules)
     end = config.start + timedelta(days=config.days)

@@ -18,8 +18,8 @@ import orjson
 from streamproc.contracts import Contracts
 from streamproc.ingest.clean import Reject, clean_ts, normalise_customer_id
 from streamproc.ingest.decode import parse_ts
-from streamproc.replay.files import Row
-from streamproc.replay.report import Issues
+from streamproc.tools.replay.files import Row
+from streamproc.tools.replay.report import Issues
 
 Out = tuple[float, str, bytes | None, bytes]  # (event time, topic, key, value)
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from streamproc.ops.produce import producer
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.produce import producer
 
 
 async def read_all(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[dict[str, Any]]:

@@ -20,14 +20,14 @@ whole replay: ``read_events`` reads and orders a file, ``run_replay`` also publi
 ``exceptions`` holds ``ReplayError`` and ``MappingError``.
 """
 
-from streamproc.replay.exceptions import MappingError, ReplayError
-from streamproc.replay.files import detect_format, native_columns, write_native_csv
-from streamproc.replay.mapping import Mapping, load_mapping
-from streamproc.replay.order import event_time, order_events
-from streamproc.replay.publish import publish_ordered
-from streamproc.replay.report import Display, Issues, ProgressDisplay, Summary
-from streamproc.replay.run import ReplayOptions, read_events, run_replay
+from streamproc.tools.replay.exceptions import MappingError, ReplayError
+from streamproc.tools.replay.files import detect_format, native_columns, write_native_csv
+from streamproc.tools.replay.mapping import ColumnMapping, load_mapping
+from streamproc.tools.replay.order import event_time, order_events
+from streamproc.tools.replay.publish import publish_ordered
+from streamproc.tools.replay.report import Display, Issues, ProgressDisplay, Summary
+from streamproc.tools.replay.run import ReplayOptions, read_events, run_replay
 
-__all__ = ["Display", "Issues", "Mapping", "MappingError", "ProgressDisplay", "ReplayError", "ReplayOptions",
+__all__ = ["Display", "Issues", "ColumnMapping", "MappingError", "ProgressDisplay", "ReplayError", "ReplayOptions",
            "Summary", "detect_format", "event_time", "load_mapping", "native_columns", "order_events",
            "publish_ordered", "read_events", "run_replay", "write_native_csv"]

@@ -16,15 +16,15 @@ from aiokafka import AIOKafkaProducer
 from streamproc.contracts import Contracts
 from streamproc.runtime.admin import bootstrap
 
-Record = tuple[str, bytes | None, bytes]
+ProducerRecord = tuple[str, bytes | None, bytes]
 
 
-def event_records(contracts: Contracts, events: Iterable[dict[str, Any]]) -> Iterator[Record]:
+def event_records(contracts: Contracts, events: Iterable[dict[str, Any]]) -> Iterator[ProducerRecord]:
     """``(topic, key, value)`` for each event, routed by its ``type``."""
     return raw_records(contracts, ((e, orjson.dumps(e)) for e in events))
 
 
-def raw_records(contracts: Contracts, pairs: Iterable[tuple[dict[str, Any], bytes]]) -> Iterator[Record]:
+def raw_records(contracts: Contracts, pairs: Iterable[tuple[dict[str, Any], bytes]]) -> Iterator[ProducerRecord]:
     """``(topic, key, raw)`` for events sent as ``raw`` bytes (possibly dirtied), routed and
     keyed by the clean event, as a producer routes by its own canonical customer id."""
     topic_of = {t.event_type: t.name for t in contracts.inputs}
@@ -37,7 +37,7 @@ def producer(kafka_url: str) -> AIOKafkaProducer:
                             max_batch_size=256 * 1024)
 
 
-async def publish(kafka_url: str, records: Iterable[Record], rate: float | None = None,
+async def publish(kafka_url: str, records: Iterable[ProducerRecord], rate: float | None = None,
                   on_sent: Callable[[int], None] | None = None, chunk: int = 1000) -> int:
     """Send every record (at most ``rate`` per second if given); returns the count sent."""
     prod = producer(kafka_url)
