@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,25 +19,13 @@ import pytest
 import redis
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.ops.dlq import read_all
-from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import create_topics
 from streamproc.settings import DEFAULT_TOPICS_DIR
 from streamproc.tools.stack import start_broker, start_redis, start_worker, stop_process
+from tests.live import FIGURES, wait_for
 
 FAST_WORKER = {"STREAMPROC_BROKER_SESSION_TIMEOUT_S": "10", "STREAMPROC_BROKER_REBALANCE_TIMEOUT_S": "10",
                "STREAMPROC_LOG_LEVEL": os.environ.get("STREAMPROC_TEST_LOG_LEVEL", "info")}
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="session")
@@ -104,25 +91,17 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         stop_process(p)
 
 
-def consume(kafka_url: str, topic: str) -> list[dict[str, Any]]:
-    """Every record of ``topic`` (read until no new record arrives for a moment)."""
-    return asyncio.run(read_all(kafka_url, topic))
+LAYERS = ("unit", "integration", "e2e")
 
 
-def processed(redis_url: str) -> int:
-    """Records the worker has handled; -1 while Redis is restarting or loading its data."""
-    try:
-        return StatsReader(redis_url).snapshot(0).processed
-    except (redis.exceptions.BusyLoadingError, redis.exceptions.ConnectionError):
-        return -1
-
-
-FIGURES: list[str] = []
-
-
-def report(line: str) -> None:
-    """A figure to print in the run's summary (fault-injection results, for the README)."""
-    FIGURES.append(line)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: ``tests/unit`` (no broker, no Redis), ``tests/integration``
+    (a real Redis and/or broker, in process) and ``tests/e2e`` (worker processes); doctests of the
+    package are unit tests. ``pytest -m unit`` runs the fast ones."""
+    for item in items:
+        parts = item.path.parts
+        layer = next((name for name in LAYERS if "tests" in parts and name in parts), "unit")
+        item.add_marker(getattr(pytest.mark, layer))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -22,7 +22,10 @@ from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
 from streamproc.records import output_id
 from streamproc.settings import Settings
-from tests.conftest import consume, processed, wait_for
+from tests.builders import click_record as click
+from tests.builders import feedback_record as feedback
+from tests.builders import purchase_record as purchase
+from tests.live import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e
 KEYS = Settings().pseudonymiser()
@@ -36,18 +39,7 @@ def ev(raw: str) -> str:
     return KEYS.key("event", raw)
 
 
-def click(eid: str, cid: str, ts: str, action: str = "page_view", session: str = "s1") -> dict[str, Any]:
-    return {"event_id": eid, "type": "clickstream", "customer_id": cid, "ts": ts, "session_id": session,
-            "page": "/", "action": action}
 
-
-def purchase(eid: str, cid: str, ts: str, price: float, qty: int, currency: str) -> dict[str, Any]:
-    return {"event_id": eid, "type": "purchase", "customer_id": cid, "ts": ts, "order_id": f"o-{eid}",
-            "items": [{"sku": "SKU-1", "quantity": qty, "price": price}], "total": price * qty, "currency": currency}
-
-
-def feedback(eid: str, cid: str, ts: str, rating: int) -> dict[str, Any]:
-    return {"event_id": eid, "type": "feedback", "customer_id": cid, "ts": ts, "rating": rating, "channel": "web"}
 
 
 def clock_customers(partitions: int) -> list[str]:

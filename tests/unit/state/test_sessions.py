@@ -13,8 +13,8 @@ from streamproc.errors import ConfigError
 from streamproc.ingest import Click, Item, Purchase
 from streamproc.state.sessions import (
     CartAbandoned,
-    SessionOutput,
     SessionClosed,
+    SessionOutput,
     SessionRules,
     Sessions,
     SessionTotals,

@@ -30,7 +30,7 @@ from streamproc.runtime.admin import create_topics
 from streamproc.sim.generator import GeneratorConfig, generate
 from streamproc.tools.replay import write_native_csv
 from streamproc.tools.stack import start_broker, stop_process
-from tests.conftest import consume, processed, wait_for
+from tests.live import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e
 CONFIG = GeneratorConfig(customers=40, days=40, seed=13)

@@ -4,33 +4,26 @@ RFM scores with hysteresis and named segments; value tiers; rescoring timers."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from streamproc.decisions import lifecycle, rfm
 from streamproc.decisions.rules import Population, Rules
-from streamproc.ingest import Click, Feedback, Item, Purchase
 from streamproc.models.ltv import LtvParams
 from streamproc.pipeline import apply_batch, next_due, sweep
 from streamproc.records import Alert, Example, SegmentChange
 from streamproc.state.profile import Rfm
+from tests import builders
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
 RULES = Rules()
+at = partial(builders.at, start=T0)
+click = partial(builders.click, session="s", start=T0)
+buy = partial(builders.buy, start=T0)
+rate = partial(builders.rate, start=T0)
 
 
-def at(days: float) -> datetime:
-    return T0 + timedelta(days=days)
 
 
-def click(eid: str, days: float, action: str = "page_view", price: float | None = None) -> Click:
-    return Click(eid, "C", at(days), "s", "/", action, "SKU-1" if price else None, 1 if price else None, price)
-
-
-def buy(eid: str, days: float, total: float = 10.0) -> Purchase:
-    return Purchase(eid, "C", at(days), f"o{eid}", (Item("A", 1, total, "books"),), total, "EUR")
-
-
-def rate(eid: str, days: float, rating: int) -> Feedback:
-    return Feedback(eid, "C", at(days), "web", rating, None, None)
 
 
 def stages(outputs: list) -> list[tuple]:  # noqa: ANN001

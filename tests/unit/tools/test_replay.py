@@ -4,20 +4,12 @@ on a real broker every event arrives once, on its customer's partition, in time 
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import random
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.partitioner import murmur2
-from aiokafka.structs import ConsumerRecord
 from click.testing import CliRunner
 
 from streamproc.cli import cli
@@ -25,87 +17,19 @@ from streamproc.contracts import Contracts
 from streamproc.ingest.clean import Reject, clean_ts
 from streamproc.ingest.decode import parse_ts
 from streamproc.ops.produce import event_records
-from streamproc.ops.stats import StatsReader
-from streamproc.runtime.admin import bootstrap
 from streamproc.settings import get_settings
-from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.sim.generator import generate
 from streamproc.tools.replay import (
     Display,
     MappingError,
     ReplayError,
     ReplayOptions,
-    Summary,
     detect_format,
     event_time,
-    read_events,
     run_replay,
 )
 from streamproc.tools.stack import free_port
-from tests.conftest import processed, wait_for
-
-SMALL = GeneratorConfig(customers=30, days=10, seed=5)
-
-RETAIL_CSV = """\
-InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
-536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom
-536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,17850.0,United Kingdom
-536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
-C536379,D,Discount,-1,12/1/2010 9:41,27.50,14527.0,United Kingdom
-536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/2010 8:34,1.69,13047.0,United Kingdom
-536414,22139,RETROSPOT TEA SET,56,12/1/2010 11:52,0.00,,United Kingdom
-536368,22960,JAM MAKING SET WITH JARS,6,13/45/2010 8:34,4.25,13047.0,United Kingdom
-536369,21756,BATH BUILDING BLOCK WORD,x,12/1/2010 8:35,5.95,13047.0,United Kingdom
-581587,22613,PACK OF 20 SPACEBOY NAPKINS,12,6/9/2011 12:50,0.85,12680.0,France
-536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/1/2010 8:20,3.75,12583.0,France
-"""
-
-RETAIL_TOML = r"""
-event = "purchase"
-encoding = "latin-1"
-
-[time]
-column = "InvoiceDate"
-format = "%m/%d/%Y %H:%M"
-timezone = "Europe/London"
-
-[fields]
-customer_id = { column = "CustomerID", extract = '^(\d+)' }
-order_id = "InvoiceNo"
-currency = { value = "GBP" }
-channel = { value = "web" }
-
-[items]
-sku = "StockCode"
-quantity = "Quantity"
-price = "UnitPrice"
-
-[[skip]]
-column = "InvoiceNo"
-starts_with = "C"
-reason = "cancelled invoice"
-"""
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def read(contracts: Contracts, path: Path, mapping: Path | None = None) -> tuple[Summary, list[tuple]]:
-    summary = Summary(str(path), detect_format(path, None), None, True)
-    records = read_events(ReplayOptions(path, mapping=mapping), summary.format, contracts, summary, Display())
-    return summary, records
-
-
-def jsonl(path: Path, docs: list[dict]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
-    return path
-
-
-def click_(eid: str, ts: object, customer: str = "C1") -> dict:
-    return {"event_id": eid, "type": "clickstream", "customer_id": customer, "ts": ts, "session_id": "s",
-            "page": "/", "action": "page_view"}
-
+from tests.builders import RETAIL_CSV, RETAIL_TOML, SMALL, history_click, jsonl, read, write
 
 # --------------------------------------------------------------------------- pure: times, formats
 
@@ -176,9 +100,9 @@ def test_jsonl_lines_are_published_as_written_and_bad_lines_reported(tmp_path: P
 
 def test_events_are_ordered_by_time_and_unreadable_ones_follow_their_predecessor(tmp_path: Path,
                                                                                 contracts: Contracts) -> None:
-    docs = [click_("bad-first", "yesterday"), click_("c", "2026-01-05T12:00:00Z"),
-            click_("a", "2026-01-05T10:00:00+00:00"), click_("bad", "2026-01-05 10:30"),
-            click_("b1", "2026-01-05T11:00:00+01:00"), click_("b2", "2026-01-05T10:00:00Z")]
+    docs = [history_click("bad-first", "yesterday"), history_click("c", "2026-01-05T12:00:00Z"),
+            history_click("a", "2026-01-05T10:00:00+00:00"), history_click("bad", "2026-01-05 10:30"),
+            history_click("b1", "2026-01-05T11:00:00+01:00"), history_click("b2", "2026-01-05T10:00:00Z")]
     summary, records = read(contracts, jsonl(tmp_path / "o.jsonl", docs))
     assert [orjson.loads(r[3])["event_id"] for r in records] == ["bad-first", "a", "bad", "b1", "b2", "c"]
     assert summary.warnings.counts == {"unreadable time": 2}
@@ -291,75 +215,6 @@ def test_command_reports_and_refuses_clearly(tmp_path: Path, no_broker: None) ->
 
 def test_an_unreachable_broker_is_named(tmp_path: Path, contracts: Contracts) -> None:
     url = f"kafka://127.0.0.1:{free_port()}"
-    path = jsonl(tmp_path / "h.jsonl", [click_("e1", "2026-01-05T10:00:00Z")])
+    path = jsonl(tmp_path / "h.jsonl", [history_click("e1", "2026-01-05T10:00:00Z")])
     with pytest.raises(ReplayError, match=f"cannot reach the broker at {url}.*'streamproc dev'"):
         run_replay(ReplayOptions(path), contracts, url, Display())
-
-
-# --------------------------------------------------------------------------- real broker
-
-
-async def _consume(kafka_url: str, topics: list[str], expected: int) -> list[ConsumerRecord]:
-    """Records of ``topics`` until ``expected`` arrived and nothing more comes for a moment."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out: list[ConsumerRecord] = []
-    try:
-        deadline, quiet_until = time.monotonic() + 30, None
-        while time.monotonic() < deadline and (quiet_until is None or time.monotonic() < quiet_until):
-            for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                out += msgs
-            if len(out) >= expected and quiet_until is None:
-                quiet_until = time.monotonic() + 1.0
-    finally:
-        await consumer.stop()
-    return out
-
-
-@pytest.mark.e2e
-def test_replay_publishes_each_event_once_on_its_partition_in_time_order(tmp_path: Path, kafka_url: str,
-                                                                         contracts: Contracts) -> None:
-    events = list(generate(SMALL))
-    path = tmp_path / "shuffled.csv"
-    run = CliRunner().invoke(cli, ["generate", "--customers", "30", "--days", "10", "--seed", "5", "--out", str(path)])
-    assert run.exit_code == 0
-    header, *rows = path.read_text().splitlines(keepends=True)
-    random.Random(1).shuffle(rows)
-    path.write_text(header + "".join(rows))
-
-    summary = run_replay(ReplayOptions(path), contracts, kafka_url, Display())
-    assert summary.published == summary.events == len(events)
-
-    got = asyncio.run(_consume(kafka_url, [t.name for t in contracts.inputs], len(events)))
-    docs = [orjson.loads(r.value) for r in got]
-    assert Counter(d["event_id"] for d in docs) == Counter(e["event_id"] for e in events)  # each once
-    assert sorted(docs, key=lambda d: d["event_id"]) == sorted(events, key=lambda e: e["event_id"])
-    per_partition = defaultdict(list)
-    for r, d in zip(got, docs):
-        assert r.key == d["customer_id"].encode()
-        assert r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 4  # as generate --publish keys it
-        per_partition[(r.topic, r.partition)].append((r.offset, event_time(d["ts"])))
-    for records in per_partition.values():
-        times = [t for _, t in sorted(records)]
-        assert times == sorted(times)
-
-
-@pytest.mark.e2e
-def test_replaying_an_export_twice_counts_each_order_once(tmp_path: Path, kafka_url: str, redis_url: str,
-                                                          worker_env: dict[str, str], spawn_worker: Callable[..., Any],
-                                                          contracts: Contracts) -> None:
-    export, mapping = write(tmp_path / "retail.csv", RETAIL_CSV), write(tmp_path / "m.toml", RETAIL_TOML)
-    spawn_worker(worker_env)
-    stats = StatsReader(redis_url)
-    keys = get_settings().pseudonymiser()
-    for n in (1, 2):
-        summary = run_replay(ReplayOptions(export, mapping=mapping), contracts, kafka_url, Display())
-        assert summary.published == 6
-        wait_for(lambda: processed(redis_url) == 6 * n, 60, f"replay {n} to be processed")
-        profile = stats.profile(keys.customer("17850"))
-        assert profile is not None and profile.purchases == 2
-        assert profile.spend == pytest.approx((35.64 + 11.1) * 1.17, abs=0.01)  # GBP at the default rate
-    snap = stats.snapshot(0)
-    assert snap.count("applied") == 5  # the sixth has an unreadable time: dead-lettered each time
-    assert snap.dead_letter_reasons["bad_timestamp"] == 2

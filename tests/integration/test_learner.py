@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -14,25 +14,16 @@ import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streamproc.features.vector import FEATURES
 from streamproc.models.training import LearnerState
 from streamproc.records import Example
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.learner import Learner, OnlineModels
 from streamproc.runtime.redis_keys import RedisKeys
-from tests.conftest import consume
+from tests.builders import churn_example
+from tests.live import consume
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
-
-def churn_example(i: int, rng: random.Random, flipped: bool = False) -> bytes:
-    x = dict.fromkeys(FEATURES, 0.0) | {"days_since_last": rng.uniform(0, 40), "visits_per_week": rng.uniform(0, 5)}
-    p_churn = min(x["days_since_last"] / 40, 1.0)
-    y = int(rng.random() < (1 - p_churn if flipped else p_churn))
-    at = (T0 + timedelta(hours=i)).isoformat()
-    ex = Example(f"ex{i}", "churn", f"c{i % 50}", at, at, x, float(y), None, None,
-                 {"recency": p_churn, "palive": 0.5})
-    return orjson.dumps(ex.to_dict())
 
 
 async def run_learner(redis_url: str, kafka_url: str, batches: list[list[tuple[int, bytes]]],
@@ -87,15 +78,6 @@ def test_drift_after_a_concept_shift_emits_a_model_health_record(redis_url: str,
     assert first["details"]["labels"] > 3000  # found after the shift, not before
     assert first["details"]["mean_error_after"] > first["details"]["mean_error_before"]
     assert learner.state is not None and learner.state.churn_metrics.snapshot()["drift"]["detections"] >= 1
-
-
-def test_an_example_published_twice_is_learned_once() -> None:
-    rng = random.Random(3)
-    raws = [churn_example(i, rng) for i in range(50)]
-    state = LearnerState(remember=20)
-    for raw in raws[:30] + raws[25:30] + raws[30:]:  # five republished right after the originals
-        state.learn(Example.from_record(orjson.loads(raw)))
-    assert (state.churn.learned, state.duplicates) == (50, 5)
 
 
 def test_state_and_models_of_another_layout_are_replaced_not_fatal(redis_url: str, kafka_url: str,

@@ -18,8 +18,8 @@ from streamproc.runtime.processor import Ordering, Processor, RawRecord
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
-from tests.conftest import consume, processed
-from tests.test_concurrency import click
+from tests.builders import minute_click
+from tests.live import consume, processed
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ async def crash_then_recover(kafka_url: str, redis_url: str, contracts) -> list[
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, publish, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
 
-    batch = [RawRecord("clickstream", 0, i, click(i)) for i in range(10)] + [RawRecord("clickstream", 0, 10, b"{")]
+    batch = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(10)] + [RawRecord("clickstream", 0, 10, b"{")]
     try:
         with pytest.raises(Died):
             await processor(die).handle(batch)  # committed, then died publishing

@@ -11,15 +11,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from pathlib import Path
 from typing import Any, Callable
 
 import fastjsonschema
 import pytest
 
 from streamproc.sim.generator import TEXT_BANKS, CustomerTruth, GeneratorConfig, generate, ground_truth
+from tests.builders import REPO
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "topics" / "schemas"
+SCHEMAS = REPO / "topics" / "schemas"
 SCHEMA_FILES = {"clickstream": "clickstream.v1.json", "purchase": "purchases.v1.json",
                 "feedback": "feedback.v1.json"}
 DEFAULT = GeneratorConfig()

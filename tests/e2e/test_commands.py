@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import wait_for
+from tests.live import wait_for
 
 pytestmark = pytest.mark.e2e
 STACK = ("tansu", "redis-server", "streamproc worker", "streamproc bench-noop")

@@ -22,7 +22,7 @@ from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.sim.generator import GeneratorConfig, generate
-from tests.conftest import consume, processed, wait_for
+from tests.live import consume, processed, wait_for
 
 pytestmark = pytest.mark.e2e
 CONFIG = GeneratorConfig(customers=60, days=75, seed=29)

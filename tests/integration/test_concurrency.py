@@ -23,14 +23,10 @@ from streamproc.runtime.processor import Ordering, Processor, RawRecord
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Store
 from streamproc.settings import Settings
+from tests.builders import minute_click
 
 pytestmark = pytest.mark.e2e
 
-
-def click(i: int) -> bytes:
-    return orjson.dumps({"event_id": f"e{i}", "type": "clickstream", "customer_id": "Z1",
-                         "ts": f"2026-01-01T10:{i:02d}:00+00:00", "session_id": "s", "page": "/",
-                         "action": "page_view"})
 
 
 async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: ANN001
@@ -54,8 +50,8 @@ async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: 
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, send, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
 
-    old = [RawRecord("clickstream", 0, i, click(i)) for i in range(0, 20)]
-    new = [RawRecord("clickstream", 0, i, click(i)) for i in range(0, 40)]
+    old = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(0, 20)]
+    new = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(0, 40)]
 
     async def take_over() -> None:
         await processor().handle(new)

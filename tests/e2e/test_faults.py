@@ -35,7 +35,7 @@ from streamproc.sim.dirty import DirtyRates, dirty
 from streamproc.sim.generator import GeneratorConfig, generate
 from streamproc.testing.reference import compare, reference
 from streamproc.tools.stack import free_port, start_redis, stop_process
-from tests.conftest import processed, report, wait_for
+from tests.live import processed, report, wait_for
 
 N = int(os.environ.get("FAULT_EVENTS", "20000"))
 LIMIT_S = max(300, N // 100)  # generous: about ten times the time a healthy worker needs

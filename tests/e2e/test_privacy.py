@@ -14,7 +14,7 @@ from streamproc.ops.dlq import read_all
 from streamproc.ops.produce import publish, raw_records
 from streamproc.sim.dirty import dirty
 from streamproc.sim.generator import GeneratorConfig, generate
-from tests.conftest import processed, wait_for
+from tests.live import processed, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
+from functools import partial
 
 import pytest
 
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import advance, watermarks
-from streamproc.ingest import Click, Feedback, Item, Purchase
 from streamproc.pipeline import apply_batch, step, sweep
 from streamproc.records import Alert, SegmentChange
 from streamproc.state import codec
 from streamproc.state.profile import Profile
+from tests import builders
+from tests.builders import T0, at, click, rate
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 RULES = Rules()
+buy = partial(builders.buy, lines=2, category=None)
 NOBODY = Population(None)
 
 
-def at(days: float) -> datetime:
-    return T0 + timedelta(days=days)
 
 
-def click(eid: str, days: float, session: str = "s1", action: str = "page_view") -> Click:
-    return Click(eid, "C", at(days), session, "/", action)
-
-
-def buy(eid: str, days: float, total: float = 10.0) -> Purchase:
-    return Purchase(eid, "C", at(days), f"o{eid}", (Item("A", 2, total / 2),), total, "EUR")
-
-
-def rate(eid: str, days: float, rating: int | None = None, nps: int | None = None) -> Feedback:
-    return Feedback(eid, "C", at(days), "web", rating, nps)
 
 
 def run(events, pop: Population = NOBODY, profile: Profile | None = None):  # noqa: ANN001, ANN201

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from streamproc.settings import Settings
+from tests.builders import REPO
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-SOURCES = (Path(__file__).resolve().parent.parent / "streamproc").rglob("*.py")
+README = (REPO / "README.md").read_text()
+SOURCES = (REPO / "streamproc").rglob("*.py")
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:

@@ -15,7 +15,7 @@ from streamproc.ops.produce import event_records, publish
 from streamproc.ops.stats import StatsReader
 from streamproc.settings import Settings
 from streamproc.tools.stack import stop_process
-from tests.conftest import processed, wait_for
+from tests.live import processed, wait_for
 
 pytestmark = pytest.mark.e2e
 KEYS = Settings().pseudonymiser()
