@@ -59,10 +59,10 @@ def test_dev_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert set(stack_processes()) & started == set()
 
 
-def test_demo_summarises_and_leaves_nothing_running() -> None:
+def test_demo_summarises_and_leaves_nothing_running(tmp_path: Path) -> None:
     before = set(stack_processes())
     run = subprocess.run(streamproc("demo", "--events", "4000", "--json"), capture_output=True, env=clean_env(),
-                         timeout=300)
+                         cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     summary = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
     assert summary["events"] == 4000
@@ -72,6 +72,7 @@ def test_demo_summarises_and_leaves_nothing_running() -> None:
     assert sample["events"] >= 1 and sample["stage"]
     time.sleep(0.5)
     assert set(stack_processes()) - before == set()
+    assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
 
 
 def test_bench_prints_its_figures() -> None:
