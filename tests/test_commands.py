@@ -94,6 +94,12 @@ def test_bench_reports_medians_spreads_ratio_and_load_and_leaves_its_directory_e
     assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
 
 
+def test_bench_refuses_a_configured_broker_and_redis() -> None:
+    env = {**clean_env(), "STREAMPROC_KAFKA_URL": "kafka://127.0.0.1:1"}
+    run = subprocess.run(streamproc("bench", "--events", "10"), capture_output=True, env=env, timeout=60)
+    assert run.returncode == 2 and b"STREAMPROC_KAFKA_URL" in run.stderr
+
+
 def test_evaluate_prints_the_table_saves_the_plot_and_ends_with_json(tmp_path: Path) -> None:
     plot = tmp_path / "eval.png"
     run = subprocess.run(streamproc("evaluate", "--customers", "80", "--days", "120", "--plot", str(plot), "--json"),
