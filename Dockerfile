@@ -12,8 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Unprivileged user that runs the app. Its home /app is the working directory,
-# where Faust creates its data directory (streamproc-data/), so it must be writable.
+# Unprivileged user that runs the app. Its home /app is the working directory and holds
+# Faust's data directory (~/.local/state/streamproc, STREAMPROC_DATA_DIR), so it must be writable.
 RUN groupadd --system --gid 10001 streamproc \
  && useradd --system --uid 10001 --gid streamproc --home-dir /app --create-home \
         --shell /usr/sbin/nologin streamproc

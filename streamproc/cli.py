@@ -431,26 +431,38 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--events", default=50000, show_default=True, help="Backlog size for the throughput runs.")
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Runs of each side (do-nothing agent, worker), alternating.")
 @click.option("--latency-events", default=2000, show_default=True, help="Events timed for latency.")
 @click.option("--latency-rate", default=1000.0, show_default=True, help="Events/s while timing latency.")
 @click.option("--seed", default=11, show_default=True, help="Generator seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
-def bench(events: int, latency_events: int, latency_rate: float, seed: int, as_json: bool) -> None:
-    """Measure end-to-end events/s of the worker and p50/p99 latency from an event's
-    publication to its output, and in the same run the rate of a Faust agent that does
-    nothing, on the same broker. Starts its own broker and Redis unless configured.
+def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int, as_json: bool) -> None:
+    """Measure the worker's events/s against a Faust agent that does nothing, and the latency
+    from an event's publication to its output.
+
+    Runs the do-nothing agent and the worker alternately, --repeat times each, over the same
+    backlog of --events generated events, each round on a fresh broker and Redis of its own.
+    A run's rate is the backlog's size over the time from its first record to its last
+    (start-up excluded). Reports for each side the median events/s, min, max and every run's rate, the ratio of
+    the medians (worker / do-nothing), p50/p99 latency of live traffic at --latency-rate
+    (in the last round), and the 1-minute load average before, during and after the runs.
+
+    Run it on an idle machine (check 'uptime'): other work moves the rates by a quarter or
+    more, and a high load_average in the report means the figures are noise.
     """
     import orjson
+    from rich.console import Console
 
-    from streamproc.tools.bench import BenchOptions, run_bench
+    from streamproc.tools.bench import BenchOptions, ProgressReporter, print_report, run_bench
 
-    say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    result = run_bench(get_settings(), BenchOptions(events, latency_events, latency_rate, seed), say)
+    opts = BenchOptions(events, latency_events, latency_rate, seed, repeat=repeat)
+    with ProgressReporter(Console(stderr=True), opts.steps) as report:
+        result = run_bench(get_settings(), opts, report)
     if as_json:
         click.echo(orjson.dumps(result).decode())
-        return
-    for k, v in result.items():
-        click.echo(f"{k:>20}  {v}")
+    else:
+        print_report(Console(), result)
 
 
 @cli.command("bench-noop", hidden=True)

@@ -7,6 +7,7 @@ then start a broker and a Redis of their own, while ``streamproc worker`` refuse
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,12 @@ DEV_SECRET = "streamproc-development-secret"
 DEFAULT_TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
 
 
+def default_data_dir() -> Path:
+    """``$XDG_STATE_HOME/streamproc``, else ``~/.local/state/streamproc``: a per-user folder that
+    survives restarts and never depends on the directory a command was started from."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "streamproc"
+
+
 class Settings(BaseSettings):
     """All of streamproc's configuration (env var = ``STREAMPROC_`` + field name, upper case)."""
 
@@ -34,6 +41,11 @@ class Settings(BaseSettings):
     key_prefix: str = Field("sp", description="Prefix of every Redis key streamproc writes.")
     web_port: int = Field(6066, description="Port of the worker's Faust web server.")
     log_level: str = Field("info", description="Worker log level: debug, info, warning, error.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder holding Faust's data directory, one subfolder per app id "
+                    "(default $XDG_STATE_HOME/streamproc, else ~/.local/state/streamproc).",
+    )
 
     batch_size: int = Field(500, ge=1, description="Events handled per batch (one Redis round trip set each).")
     batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill a batch, seconds.")

@@ -45,11 +45,16 @@ class App(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app configured from ``settings``; agents are attached by ``runtime.agents``."""
+    """A Faust app configured from ``settings``; agents are attached by ``runtime.agents``.
+
+    Faust's data directory is ``<data_dir>/<app_id>``, never the current directory.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = App(
         settings.app_id,
         broker=[f"kafka://{h}" for h in bootstrap(settings.kafka_url).split(",")],
         store="memory://",
+        datadir=settings.data_dir / settings.app_id,
         web_port=settings.web_port,
         web_host="127.0.0.1",
         broker_session_timeout=settings.broker_session_timeout_s,

@@ -1,34 +1,51 @@
-"""``streamproc bench``: end-to-end throughput and latency of the worker, against the rate of
-a do-nothing Faust agent on the same broker, in one run.
+"""``streamproc bench``: events/s of the worker against a Faust agent that does nothing, in
+alternating runs, and the latency of steady live traffic.
 
-1. A backlog of generated events (about four months of history, dated so that its last
-   event falls at the moment the bench starts) is published to the input topics.
-2. The do-nothing agent consumes it: ``noop_events_per_s`` (first to last record).
-3. The worker consumes it: ``events_per_s`` (start of first batch to end of last, from Redis).
-4. With the worker caught up, events of new customers are published at a steady rate, dated
-   "now": they continue the backlog's event time, so the watermark moves by the minutes the
-   bench has run, not by months, and no burst of event-time timers rides on them. The
-   latency measured is that of steady live traffic: each event yields a lifecycle change on
-   ``segments``, and the time from its publication to its output record's timestamp gives
-   ``p50_ms`` and ``p99_ms``.
+A backlog of generated events (about four months of history, dated so that its last event
+falls at the moment the bench starts) is made once. Each of ``repeat`` rounds then starts a
+broker and a Redis of its own, so that every round begins from the same empty state, and:
+
+1. publishes the backlog to the input topics;
+2. runs the do-nothing agent over it: one do-nothing rate (first to last record);
+3. runs the worker over it: one worker rate (start of first batch to end of last, from Redis).
+
+So the two sides alternate (do-nothing, worker, do-nothing, worker, ...) on the same events.
+The report gives each side's median events/s, its min, max and every run's rate, the ratio of
+the medians (worker / do-nothing), and the 1-minute load average sampled every second from
+before the first round to after the last: the rates move by a quarter or more with whatever
+else the machine does, so they mean something only when ``load_average`` stayed low.
+
+4. In the last round, with the worker caught up, events of new customers are published at a
+   steady rate, dated "now": they continue the backlog's event time, so the watermark moves
+   by the minutes the bench has run, not by months, and no burst of event-time timers rides
+   on them. The latency measured is that of steady live traffic: each event yields a
+   lifecycle change on ``segments``, and the time from its publication to its output
+   record's timestamp gives ``p50_ms`` and ``p99_ms``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from streamproc.contracts import Contracts, load_contracts
-from streamproc.errors import StackError
+from streamproc.errors import ConfigError, StackError
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ops.produce import ProducerRecord, event_records, publish
 from streamproc.ops.stats import StatsReader
@@ -46,6 +63,12 @@ class BenchOptions:
     latency_rate: float = 1000.0
     seed: int = 11
     timeout_s: float = 600.0
+    repeat: int = 3
+
+    @property
+    def steps(self) -> int:
+        """Steps shown by the progress bar: publish, do-nothing, worker per round, then latency."""
+        return 3 * self.repeat + 1
 
 
 def backlog(opts: BenchOptions, end: datetime | None = None) -> list[dict[str, Any]]:
@@ -133,28 +156,165 @@ def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions, keys: Pseu
     return lat
 
 
-def _pct(values: list[float], q: float) -> float:
+def _pct(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000, 2)
 
 
-def run_bench(settings: Settings, opts: BenchOptions, say: Callable[[str], None]) -> dict[str, Any]:
+def spread(rates: list[float]) -> dict[str, Any]:
+    """Median, min, max and every run's rate, in events/s.
+
+    >>> spread([4216.0, 10196.04, 5000.0])
+    {'median': 5000.0, 'min': 4216.0, 'max': 10196.0, 'runs': [4216.0, 10196.0, 5000.0]}
+    """
+    runs = [round(r, 1) for r in rates]
+    return {"median": round(statistics.median(rates), 1), "min": min(runs), "max": max(runs), "runs": runs}
+
+
+class LoadSampler:
+    """The machine's 1-minute load average (``os.getloadavg``), sampled on entry, every
+    ``every_s`` seconds in a background thread, and on exit."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s, self.samples = every_s, [os.getloadavg()[0]]
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, Any]:
+        """Load at the start, the highest and the last sample, and the CPUs it compares with."""
+        return {"start": round(self.samples[0], 2), "max": round(max(self.samples), 2),
+                "end": round(self.samples[-1], 2), "samples": len(self.samples), "cpus": os.cpu_count()}
+
+
+class Reporter(Protocol):
+    """Where the bench tells what it is doing: ``step`` starts a step, ``note`` keeps a line."""
+
+    def step(self, what: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """The rates of one round, in events/s, and the latencies in seconds if it timed them."""
+
+    noop_rate: float
+    worker_rate: float
+    latencies: list[float] | None
+
+
+def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptions, workdir: Path,
+              report: Reporter, latency: bool) -> RoundResult:
+    """One round on a fresh stack: publish the backlog, the do-nothing agent, the worker, and,
+    if ``latency``, the latency of live traffic."""
     contracts = load_contracts(settings.topics_dir)
-    events = backlog(opts)
-    with scratch_dir("streamproc-bench-") as workdir, prepare(settings, workdir) as stack:
-        say(f"publishing a backlog of {len(events):,} events")
+    with prepare(settings, workdir) as stack:
+        report.step(f"publishing {len(events):,} events")
         asyncio.run(publish(stack.kafka_url, event_records(contracts, events)))
-        say("measuring the do-nothing Faust agent")
+        report.step("the do-nothing agent")
         noop = noop_rate(stack, len(events), opts)
-        say(f"  {noop:,.0f} events/s; measuring the worker")
+        report.step("the worker")
         worker = start_worker(stack.env(), workdir / "worker.log")
         try:
             rate = worker_rate(stack, worker, len(events), opts)
-            say(f"  {rate:,.0f} events/s; measuring latency at {opts.latency_rate:,.0f} events/s")
-            lat = latencies(stack, contracts, opts, settings.pseudonymiser())
+            report.note(f"do-nothing agent {noop:,.0f} events/s, worker {rate:,.0f} events/s")
+            if not latency:
+                return RoundResult(noop, rate, None)
+            report.step(f"latency at {opts.latency_rate:,.0f} events/s")
+            return RoundResult(noop, rate, latencies(stack, contracts, opts, settings.pseudonymiser()))
         finally:
             stop_process(worker)
+
+
+class _RoundReporter:
+    """Prefixes what a round reports with ``round n/of``."""
+
+    def __init__(self, report: Reporter, n: int, of: int) -> None:
+        self.report, self.prefix = report, f"round {n}/{of}: "
+
+    def step(self, what: str) -> None:
+        self.report.step(self.prefix + what)
+
+    def note(self, message: str) -> None:
+        self.report.note(self.prefix + message)
+
+
+def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[str, Any]:
+    """``opts.repeat`` rounds, each on a broker and Redis of its own; the report as a dict."""
+    if settings.kafka_url or settings.redis_url:
+        raise ConfigError("bench starts a fresh broker and Redis for every round: "
+                          "unset STREAMPROC_KAFKA_URL and STREAMPROC_REDIS_URL")
+    events = backlog(opts)
+    rounds: list[RoundResult] = []
+    with LoadSampler() as load, scratch_dir("streamproc-bench-") as workdir:
+        for n in range(1, opts.repeat + 1):
+            rounds.append(run_round(settings, events, opts, workdir / f"round-{n}",
+                                    _RoundReporter(report, n, opts.repeat), latency=n == opts.repeat))
+    return summary(rounds, len(events), opts, settings, load.summary())
+
+
+def summary(rounds: list[RoundResult], events: int, opts: BenchOptions, settings: Settings,
+            load: dict[str, Any]) -> dict[str, Any]:
+    """The report: each side's spread, the ratio of the medians, latency (last round) and load."""
+    noop, worker = spread([r.noop_rate for r in rounds]), spread([r.worker_rate for r in rounds])
+    lat = rounds[-1].latencies or []
     return {
-        "events": len(events), "events_per_s": round(rate, 1), "noop_events_per_s": round(noop, 1),
-        "ratio": round(rate / noop, 3), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+        "events": events, "repeat": len(rounds), "worker_events_per_s": worker, "noop_events_per_s": noop,
+        "ratio": round(worker["median"] / noop["median"], 3), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
         "latency_events": len(lat), "latency_rate": opts.latency_rate, "batch_size": settings.batch_size,
+        "load_average": load,
     }
+
+
+class ProgressReporter:
+    """A ``Reporter`` drawing a rich progress bar of ``total`` steps; notes stay above it."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+        self.task = self.progress.add_task("starting", total=total)
+        self.started = 0
+
+    def step(self, what: str) -> None:
+        self.progress.update(self.task, description=what, completed=self.started)
+        self.started += 1
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message)
+
+    def __enter__(self) -> ProgressReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+
+def print_report(console: Console, r: dict[str, Any]) -> None:
+    """The report as a short table and three lines."""
+    table = Table(title=f"events/s over {r['events']:,} events, alternating, {r['repeat']} per side")
+    for col in ("", "median", "min", "max", "runs"):
+        table.add_column(col, justify="left" if col in ("", "runs") else "right")
+    for name, key in (("do-nothing agent", "noop_events_per_s"), ("worker", "worker_events_per_s")):
+        s = r[key]
+        table.add_row(name, f"{s['median']:,.0f}", f"{s['min']:,.0f}", f"{s['max']:,.0f}",
+                      " / ".join(f"{x:,.0f}" for x in s["runs"]))
+    console.print(table)
+    load = r["load_average"]
+    console.print(f"ratio of medians (worker / do-nothing): {r['ratio']:.2f}")
+    console.print(f"latency at {r['latency_rate']:,.0f} events/s: p50 {r['p50_ms']:,.0f} ms, "
+                  f"p99 {r['p99_ms']:,.0f} ms ({r['latency_events']:,} events)")
+    console.print(f"load average (1 min): start {load['start']}, max {load['max']}, end {load['end']} "
+                  f"on {load['cpus']} CPUs (idle: near 0)")

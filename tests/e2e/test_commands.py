@@ -1,5 +1,6 @@
 """The commands a newcomer runs first: ``dev`` stops everything on Ctrl-C; ``demo`` streams,
-summarises and leaves nothing running; ``bench`` reports its five figures."""
+summarises and leaves nothing running; ``bench`` reports medians, spreads, ratio and load; ``demo`` and
+``bench`` leave no files where they were started."""
 
 from __future__ import annotations
 
@@ -59,10 +60,10 @@ def test_dev_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert set(stack_processes()) & started == set()
 
 
-def test_demo_summarises_and_leaves_nothing_running() -> None:
+def test_demo_summarises_and_leaves_nothing_running(tmp_path: Path) -> None:
     before = set(stack_processes())
     run = subprocess.run(streamproc("demo", "--events", "4000", "--json"), capture_output=True, env=clean_env(),
-                         timeout=300)
+                         cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     summary = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
     assert summary["events"] == 4000
@@ -72,16 +73,31 @@ def test_demo_summarises_and_leaves_nothing_running() -> None:
     assert sample["events"] >= 1 and sample["stage"]
     time.sleep(0.5)
     assert set(stack_processes()) - before == set()
+    assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
 
 
-def test_bench_prints_its_figures() -> None:
-    run = subprocess.run(streamproc("bench", "--events", "3000", "--latency-events", "200", "--json"),
-                         capture_output=True, env=clean_env(), timeout=400)
+def test_bench_reports_medians_spreads_ratio_and_load_and_leaves_its_directory_empty(tmp_path: Path) -> None:
+    run = subprocess.run(streamproc("bench", "--events", "600", "--latency-events", "50", "--repeat", "2", "--json"),
+                         capture_output=True, env=clean_env(), cwd=tmp_path, timeout=400)
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     result = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
-    assert {"events_per_s", "noop_events_per_s", "ratio", "p50_ms", "p99_ms"} <= result.keys()
-    assert result["events"] == 3000 and result["latency_events"] == 200
-    assert result["ratio"] == pytest.approx(result["events_per_s"] / result["noop_events_per_s"], rel=0.01)
+    assert result["events"] == 600 and result["repeat"] == 2 and result["latency_events"] == 50
+    for side in ("worker_events_per_s", "noop_events_per_s"):
+        s = result[side]
+        assert len(s["runs"]) == 2 and all(r > 0 for r in s["runs"])
+        assert s["min"] == min(s["runs"]) and s["max"] == max(s["runs"]) and s["min"] <= s["median"] <= s["max"]
+    medians = result["worker_events_per_s"]["median"] / result["noop_events_per_s"]["median"]
+    assert result["ratio"] == pytest.approx(medians, rel=0.01)
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    load = result["load_average"]
+    assert 0 <= load["start"] <= load["max"] and load["end"] <= load["max"] and load["samples"] >= 2
+    assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
+
+
+def test_bench_refuses_a_configured_broker_and_redis() -> None:
+    env = {**clean_env(), "STREAMPROC_KAFKA_URL": "kafka://127.0.0.1:1"}
+    run = subprocess.run(streamproc("bench", "--events", "10"), capture_output=True, env=env, timeout=60)
+    assert run.returncode == 2 and b"STREAMPROC_KAFKA_URL" in run.stderr
 
 
 def test_evaluate_prints_the_table_saves_the_plot_and_ends_with_json(tmp_path: Path) -> None:
