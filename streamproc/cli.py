@@ -305,8 +305,9 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
 
     from streamproc.sim.generator import GeneratorConfig
     from streamproc.tools.evaluate import evaluate as run
-    from streamproc.tools.evaluate import file_events, generated_events, plot
+    from streamproc.tools.evaluate import file_events, generated_events, plot, require_plotting
 
+    require_plotting()
     s = get_settings()
     err = Console(stderr=True)
     with err.status("reading the stream"):
