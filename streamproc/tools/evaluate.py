@@ -3,7 +3,7 @@
 In: a generated history (``GeneratorConfig``) or a history file read through the replay
 mapping (``streamproc.tools.replay``). Out: ``Evaluation`` - the metrics over event time (one row
 per ``step_days``), the final figures of the models and of the baselines on the same matured
-labels, and a PNG plot of AUC and MAE over event time.
+labels; on request (``plot``), a PNG plot of AUC and MAE over event time.
 
 The events go through the worker's decoder and pure pipeline, one event-time step at a time;
 the examples whose labels mature are learned by the same ``LearnerState`` the runtime learner
