@@ -1,6 +1,7 @@
 """The built wheel is a product of its own: installed (not editable) into a fresh virtual
 environment, ``streamproc topics list`` run from outside the repository finds the topic
-contracts the wheel carries (``setup.py`` copies ``topics/`` into ``streamproc/topics/``).
+contracts the wheel carries (``setup.py`` copies ``topics/`` into ``streamproc/topics/``);
+the worker's requirements leave out the tools' plotting (the ``tools`` extra).
 
 Offline and quick: the wheel is built from a copy of the sources without build isolation
 (the dev extra brings setuptools), installed with ``--no-deps --no-index``, and the fresh
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,14 @@ def build_wheel(tmp: Path) -> Path:
     return next((tmp / "dist").glob("streamproc-*.whl"))
 
 
+def worker_requires(wheel: Path, name: str) -> list[str]:
+    """The wheel's requirements on ``name`` outside any extra."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    return [line for line in meta.splitlines()
+            if line.startswith(f"Requires-Dist: {name}") and "extra ==" not in line]
+
+
 def fresh_env(tmp: Path, wheel: Path) -> Path:
     """A new virtual environment with ``wheel`` installed and this environment's libraries visible."""
     env = tmp / "env"
@@ -60,7 +70,9 @@ def fresh_env(tmp: Path, wheel: Path) -> Path:
 
 
 def test_the_installed_wheel_finds_its_topic_contracts(tmp_path: Path) -> None:
-    env = fresh_env(tmp_path, build_wheel(tmp_path))
+    wheel = build_wheel(tmp_path)
+    assert worker_requires(wheel, "matplotlib") == [], "the worker's install must not pull in the tools' plotting"
+    env = fresh_env(tmp_path, wheel)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     where = run([env / "bin" / "python", "-c", "from streamproc.settings import DEFAULT_TOPICS_DIR as d; print(d)"],
