@@ -277,11 +277,11 @@ def profile(customer_id: str, as_json: bool) -> None:
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Column mapping of --file (docs/replay.md).")
 @click.option("--step-days", default=1.0, show_default=True, help="Event-time step between metric rows.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("evaluation.png"), show_default=True, help="Where to save the PNG plot.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also save a PNG plot of the metrics over event time to this file (needs the tools extra).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the final figures.")
 def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: Path | None, step_days: float,
-             plot_path: Path, as_json: bool) -> None:
+             plot_path: Path | None, as_json: bool) -> None:
     """Replay a stream through the pipeline and the online models, and report how well they predict.
 
     \b
@@ -292,7 +292,8 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     since last activity) and the BG/NBD probability of being dead, 1 - P(alive).
     Satisfaction: each rating's served prediction against the rating, with the MAE of
     predicting the running mean. Metrics are prequential (predict, then learn), printed over
-    event time and as a final table, and plotted to --plot.
+    event time and as a final table, and plotted to the --plot file if one is given; without
+    --plot the command writes no file.
 
     The default is a generated year: churn labels mature one horizon after their snapshot,
     and the generator's churners stop between 45% and 75% of the way through, so a short
@@ -305,8 +306,10 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
 
     from streamproc.sim.generator import GeneratorConfig
     from streamproc.tools.evaluate import evaluate as run
-    from streamproc.tools.evaluate import file_events, generated_events, plot
+    from streamproc.tools.evaluate import file_events, generated_events, plot, require_plotting
 
+    if plot_path:
+        require_plotting()
     s = get_settings()
     err = Console(stderr=True)
     with err.status("reading the stream"):
@@ -336,7 +339,8 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     summary.add_row("satisfaction MAE", _fmt(final["satisfaction_mae"]), f"running mean {_fmt(final['mean_baseline_mae'])}", "")
     summary.add_row("satisfaction RMSE / R2", f"{_fmt(final['satisfaction_rmse'])} / {_fmt(final['satisfaction_r2'])}", "", "")
     console.print(summary)
-    console.print(f"plot: {plot(result, plot_path)}")
+    if plot_path:
+        console.print(f"plot: {plot(result, plot_path)}")
     if as_json:
         click.echo(orjson.dumps(final).decode())
 

@@ -5,6 +5,7 @@
     StreamprocError
     ├── ConfigError        settings or topic contracts are wrong; the message says which and how to fix it
     ├── StackError         the embedded broker or Redis could not be started or reached
+    ├── ExtraMissing       a tool needs an optional extra that is not installed; the message says which
     ├── ReplayError        (replay/) a history file cannot be replayed: missing topics, broker down, bad encoding
     │   └── MappingError   a column mapping names an unknown field or a column the file lacks
     └── FitError           (models/btyd.py, also a ValueError) too little data, or no usable fit, for the
@@ -27,3 +28,7 @@ class ConfigError(StreamprocError):
 
 class StackError(StreamprocError):
     """A component of the embedded stack failed to start or answer."""
+
+
+class ExtraMissing(StreamprocError):
+    """A tool needs a package of an optional extra (``pip install 'streamproc[tools]'``)."""

@@ -20,7 +20,23 @@ from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.state.sessions import SessionRules
 
 DEV_SECRET = "streamproc-development-secret"
-DEFAULT_TOPICS_DIR = Path(__file__).resolve().parent.parent / "topics"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def default_topics_dir(package: Path = _PACKAGE) -> Path:
+    """The repository's ``topics/`` in a checkout or editable install, else the copy inside the package.
+
+    A checkout is a package folder with the repository's ``pyproject.toml`` beside it; a wheel
+    carries the contracts as ``streamproc/topics/`` (``setup.py`` copies them at build time).
+
+    >>> default_topics_dir(Path("/src/repo/streamproc")) == Path("/src/repo/streamproc/topics")  # no pyproject.toml
+    True
+    """
+    checkout = package.parent
+    return checkout / "topics" if (checkout / "pyproject.toml").is_file() else package / "topics"
+
+
+DEFAULT_TOPICS_DIR = default_topics_dir()
 
 
 def default_data_dir() -> Path:

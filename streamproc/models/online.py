@@ -92,6 +92,7 @@ from typing import Literal
 from river import linear_model, optim, preprocessing, stats
 
 from streamproc.models.pickled import Pickled
+from streamproc.models.river_compat import set_weight
 
 CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last",
@@ -204,7 +205,7 @@ class ChurnModel(_OnlineModel):
         self._regression = linear_model.LogisticRegression(
             optimizer=optim.SGD(self.params.lr), l2=self.params.l2,
             loss=optim.losses.Log(weight_pos=POSITIVE_WEIGHT), intercept_init=PRIOR_INTERCEPT)
-        self._regression._weights[RECENCY_PRIOR] = 1.0
+        set_weight(self._regression, RECENCY_PRIOR, 1.0)
         self._prior_mean = stats.Mean()
 
     def prior(self, x: Mapping[str, float]) -> float:

@@ -1,47 +1,16 @@
 """The Faust app: built from settings, with no logic of its own.
 
-Faust 0.15 builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no way to change
-it. A broker that holds an empty fetch until that time (Tansu re-checks for data only on a
-timer) then delays records by up to 1.5 s, and aiokafka sends no second fetch to the same
-broker meanwhile. ``App`` below swaps in a consumer with ``STREAMPROC_FETCH_MAX_WAIT_MS``;
-``streamproc bench`` measures the effect on latency.
+Its consumer waits at most ``STREAMPROC_FETCH_MAX_WAIT_MS`` for an empty fetch, where Faust 0.15
+fixes 1.5 s. The override of Faust's internals that does it lives in ``runtime.faust_compat``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streamproc.errors import ConfigError
 from streamproc.runtime.admin import bootstrap
+from streamproc.runtime.faust_compat import FetchWaitApp, set_fetch_max_wait
 from streamproc.settings import Settings
-
-
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        if not hasattr(consumer, "_fetch_max_wait_ms"):
-            raise ConfigError("this aiokafka version has no _fetch_max_wait_ms; pin aiokafka<0.15")
-        consumer._fetch_max_wait_ms = self.app.conf.streamproc_fetch_max_wait_ms
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
-
-
-class App(faust.App):
-    """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` for an empty fetch."""
-
-    def _new_transport(self) -> _Transport:
-        return _Transport(self.conf.broker_consumer, self)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -50,7 +19,7 @@ def create_app(settings: Settings) -> faust.App:
     Faust's data directory is ``<data_dir>/<app_id>``, never the current directory.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = App(
+    app = FetchWaitApp(
         settings.app_id,
         broker=[f"kafka://{h}" for h in bootstrap(settings.kafka_url).split(",")],
         store="memory://",
@@ -65,5 +34,5 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         producer_acks=-1,
     )
-    app.conf.streamproc_fetch_max_wait_ms = settings.fetch_max_wait_ms
+    set_fetch_max_wait(app, settings.fetch_max_wait_ms)
     return app

@@ -3,7 +3,7 @@
 In: a generated history (``GeneratorConfig``) or a history file read through the replay
 mapping (``streamproc.tools.replay``). Out: ``Evaluation`` - the metrics over event time (one row
 per ``step_days``), the final figures of the models and of the baselines on the same matured
-labels, and a PNG plot of AUC and MAE over event time.
+labels; on request (``plot``), a PNG plot of AUC and MAE over event time.
 
 The events go through the worker's decoder and pure pipeline, one event-time step at a time;
 the examples whose labels mature are learned by the same ``LearnerState`` the runtime learner
@@ -27,6 +27,7 @@ from typing import Any
 
 from streamproc.contracts import load_contracts
 from streamproc.decisions.rules import Population
+from streamproc.errors import ExtraMissing
 from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
 from streamproc.models import ltv
 from streamproc.models.training import LearnerState
@@ -149,8 +150,18 @@ def _row(at: datetime, state: LearnerState) -> dict[str, Any]:
     }
 
 
+def require_plotting() -> None:
+    """Raise ``ExtraMissing`` unless matplotlib (the ``tools`` extra) is installed: call it before a long run."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ExtraMissing("plotting needs matplotlib, which the worker's install leaves out: "
+                           "pip install 'streamproc[tools]'") from exc
+
+
 def plot(ev: Evaluation, path: Path) -> Path:
     """AUC (model and baselines) and MAE (model and mean baseline) over event time, as a PNG."""
+    require_plotting()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,6 +1,10 @@
 """The commands a newcomer runs first: ``dev`` stops everything on Ctrl-C; ``demo`` streams,
 summarises and leaves nothing running; ``bench`` reports medians, spreads, ratio and load; ``demo`` and
-``bench`` leave no files where they were started."""
+``bench`` leave no files where they were started.
+
+"Everything" is what the command started: the brokers, redis-servers and workers whose parent
+chain leads to it (``StackWatch``), whatever else runs on the machine.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +22,83 @@ from tests.live import wait_for
 
 pytestmark = pytest.mark.e2e
 STACK = ("tansu", "redis-server", "streamproc worker", "streamproc bench-noop")
+Key = tuple[int, int]
+"""A process as (pid, start time in clock ticks since boot): a reused pid is another process."""
 
 
-def stack_processes() -> dict[int, str]:
-    """pid -> command line of every broker, redis-server and worker on this machine."""
-    out = {}
+def proc_table() -> dict[int, tuple[int, str, int]]:
+    """pid -> (parent pid, state, start time) of every process on this machine, from /proc/<pid>/stat."""
+    table = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (d / "stat").read_text().split()[2]
+                raw = (d / "stat").read_text()
             except OSError:
                 continue
-            if state != "Z" and any(s in cmd for s in STACK):
-                out[int(d.name)] = cmd
-    return out
+            fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) ", which may hold spaces
+            table[int(d.name)] = (int(fields[1]), fields[0], int(fields[19]))
+    return table
+
+
+def descendants(root: int, table: dict[int, tuple[int, str, int]]) -> set[int]:
+    """Every pid whose parent chain leads to ``root`` (new sessions keep their parent)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class StackWatch:
+    """The brokers, redis-servers and workers descended from one command, as seen while it runs.
+
+    Other stacks on the machine (other tests, other users) are never counted. A process is
+    recorded while its parent chain still leads to the command, so one orphaned later on is
+    still known and ``alive`` still reports it.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.seen: dict[Key, str] = {}
+
+    def look(self) -> dict[Key, str]:
+        """Record the stack processes descended from the command now; those running now."""
+        table = proc_table()
+        now = {}
+        for pid in descendants(self.root, table):
+            cmd = cmdline(pid)
+            if table[pid][1] != "Z" and any(s in cmd for s in STACK):
+                now[(pid, table[pid][2])] = cmd
+        self.seen |= now
+        return now
+
+    def alive(self) -> dict[Key, str]:
+        """The recorded processes still running (same pid and start time, not a zombie)."""
+        table = proc_table()
+        return {k: cmd for k, cmd in self.seen.items()
+                if k[0] in table and table[k[0]][2] == k[1] and table[k[0]][1] != "Z"}
+
+    def until_exit(self, proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+        """Record the stack while ``proc`` runs; its exit status."""
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{proc.args} still running after {timeout_s:.0f}s")
+            self.look()
+            time.sleep(0.1)
+        return proc.returncode
 
 
 def streamproc(*args: str) -> list[str]:
@@ -44,36 +110,40 @@ def clean_env() -> dict[str, str]:
 
 
 def test_dev_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    before = set(stack_processes())
     log = tmp_path / "dev.log"
     with open(log, "wb") as out:
         dev = subprocess.Popen(streamproc("dev"), stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+    watch = StackWatch(dev.pid)
     try:
         wait_for(lambda: b"Worker]: Ready" in log.read_bytes(), 90, "the dev worker")
-        started = set(stack_processes()) - before
+        started = watch.look()
         assert len(started) == 3, started  # broker, redis, worker
         dev.send_signal(signal.SIGINT)
-        assert dev.wait(60) == 0, log.read_text()[-2000:]
+        assert watch.until_exit(dev, 60) == 0, log.read_text()[-2000:]
     finally:
         dev.kill()
     time.sleep(0.5)
-    assert set(stack_processes()) & started == set()
+    assert watch.alive() == {}
 
 
 def test_demo_summarises_and_leaves_nothing_running(tmp_path: Path) -> None:
-    before = set(stack_processes())
-    run = subprocess.run(streamproc("demo", "--events", "4000", "--json"), capture_output=True, env=clean_env(),
-                         cwd=tmp_path, timeout=300)
-    assert run.returncode == 0, run.stderr.decode()[-3000:]
-    summary = orjson.loads(run.stdout.decode().strip().splitlines()[-1])
+    out, err, cwd = tmp_path / "demo.out", tmp_path / "demo.err", tmp_path / "cwd"
+    cwd.mkdir()
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        demo = subprocess.Popen(streamproc("demo", "--events", "4000", "--json"), stdout=stdout, stderr=stderr,
+                                env=clean_env(), cwd=cwd)
+    watch = StackWatch(demo.pid)
+    assert watch.until_exit(demo, 300) == 0, err.read_text()[-3000:]
+    summary = orjson.loads(out.read_text().strip().splitlines()[-1])
     assert summary["events"] == 4000
     assert summary["profiles"] > 0 and summary["segment_changes"] > 0
     assert {"alerts", "dead_lettered", "seconds"} <= summary.keys()
     sample = summary["sample_profile"]
     assert sample["events"] >= 1 and sample["stage"]
+    assert len(watch.seen) >= 3, watch.seen  # it did start a broker, a redis-server and a worker
     time.sleep(0.5)
-    assert set(stack_processes()) - before == set()
-    assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
+    assert watch.alive() == {}
+    assert list(cwd.iterdir()) == []  # no Faust data directory where it was started
 
 
 def test_bench_reports_medians_spreads_ratio_and_load_and_leaves_its_directory_empty(tmp_path: Path) -> None:
