@@ -14,9 +14,10 @@ Nothing here touches Kafka, Redis or the clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from streamproc.decisions import alerts, learning, lifecycle, segments
 from streamproc.decisions.rules import Population, Rules
@@ -26,17 +27,19 @@ from streamproc.state import sessions
 from streamproc.state.profile import Profile, apply_event, new_profile
 
 Output = SegmentChange | Alert | Example
+E = TypeVar("E")
 
 
 @dataclass
-class BatchResult:
-    """What a batch changed: profiles by customer id, outputs in order, and counts."""
+class BatchResult(Generic[E]):
+    """What a batch changed: profiles by customer id, outputs in order, and counts; duplicates
+    and failures are the batch's items (events, or the records that carry them)."""
 
     profiles: dict[str, Profile] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     applied: int = 0
-    duplicates: list[InputEvent] = field(default_factory=list)
-    failed: list[tuple[InputEvent, str]] = field(default_factory=list)
+    duplicates: list[E] = field(default_factory=list)
+    failed: list[tuple[E, str]] = field(default_factory=list)
 
 
 def _transition(p: Profile, t: lifecycle.Transition, cause: str | None, pop: Population) -> tuple[Profile, list[Output]]:
@@ -128,29 +131,32 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     return p, out, False
 
 
-def _ts(event: InputEvent) -> tuple[datetime, str]:
-    return event.ts, event.event_id
+def _itself(item: Any) -> Any:
+    return item
 
 
 def apply_batch(
-    events: Iterable[InputEvent], profiles: Mapping[str, Profile | None], pop: Population, rules: Rules
-) -> BatchResult:
+    events: Iterable[E], profiles: Mapping[str, Profile | None], pop: Population, rules: Rules,
+    event_of: Callable[[E], InputEvent] = _itself,
+) -> BatchResult[E]:
     """Every event in event-time order (stable for ties); ``profiles`` holds the stored profile
     (or None) of each customer. Events of one customer arrive on several topics, so the
-    batch is sorted by ``ts`` rather than applied in consumption order.
+    batch is sorted by ``ts`` rather than applied in consumption order. The items are events,
+    or values that carry one (``event_of`` gives it).
 
     An event whose processing raises is returned in ``failed`` and changes nothing.
     """
     current = dict(profiles)
-    result = BatchResult()
-    for event in sorted(events, key=_ts):
+    result: BatchResult[E] = BatchResult()
+    for item in sorted(events, key=lambda i: (event_of(i).ts, event_of(i).event_id)):
+        event = event_of(item)
         try:
             p, out, dup = step(current.get(event.customer_id), event, pop, rules)
         except Exception as exc:  # a bug must cost one event (dead-lettered), not the stream
-            result.failed.append((event, f"{type(exc).__name__}: {exc}"))
+            result.failed.append((item, f"{type(exc).__name__}: {exc}"))
             continue
         if dup:
-            result.duplicates.append(event)
+            result.duplicates.append(item)
             continue
         current[event.customer_id] = result.profiles[event.customer_id] = p
         result.outputs += out
@@ -158,9 +164,9 @@ def apply_batch(
     return result
 
 
-def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Population, rules: Rules) -> BatchResult:
+def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Population, rules: Rules) -> BatchResult[Any]:
     """Every timer of each customer up to its partition's watermark ``now[id]``."""
-    result = BatchResult()
+    result: BatchResult[Any] = BatchResult()
     for cid, p in profiles.items():
         new, out = expire(p, now[cid], pop, rules)
         if out or new is not p:

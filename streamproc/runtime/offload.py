@@ -38,10 +38,11 @@ from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.children import die_with_parent
 from streamproc.runtime.learner import OnlineModels
-from streamproc.runtime.processor import Ordering, Processor, RawRecord, Send
+from streamproc.ordering import Consumed
+from streamproc.runtime.processor import Ordering, Processor, Send
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.refit import Refitter
-from streamproc.runtime.store import Store
+from streamproc.runtime.store import RedisStore
 from streamproc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ LOG_FORMAT = "[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
 STOP_WAIT_S = 5.0
 
 ConsumedRecord = tuple[str, int, int, bytes | None]
-"""``(topic, partition, offset, value)`` of one input record, as sent to the child."""
+"""``(topic, partition, offset, value)`` of one input record, as sent to the child: the wire form
+of ``ordering.Consumed`` (the child builds ``Consumed(*record)``), a tuple because a pickled
+tuple costs a twentieth of a pickled dataclass."""
 Highwater = dict[str, int | None]
 """The consumer's high watermark of each assigned input topic-partition (``"topic:N"``)."""
 
@@ -64,7 +67,7 @@ def build_processor(settings: Settings, contracts: Contracts, send: Send,
     """The processor of ``settings``, publishing with ``send``; ``pending(tp, applied_offset)``
     says whether the consumer knows of records on ``tp`` past that offset."""
     client, keys_ = redis_client(settings), RedisKeys(settings.key_prefix)
-    store = Store(client, keys_, settings.rules(), settings.top_spend_fraction,
+    store = RedisStore(client, keys_, settings.rules(), settings.top_spend_fraction,
                   settings.min_population, settings.redis_timeout_s, settings.segment_margin)
     refit = Refitter(client, keys_, timedelta(days=settings.ltv_refit_days), settings.clusters)
     keys = settings.pseudonymiser()
@@ -201,7 +204,7 @@ async def _answer(conn: Connection, processor: Processor, highwater: Highwater) 
                 seq, records, partitions, marks = conn.recv()
                 highwater.clear()
                 highwater.update(marks)
-                await processor.handle([RawRecord(*r) for r in records], partitions)
+                await processor.handle([Consumed(*r) for r in records], partitions)
                 conn.send(seq)
     except (EOFError, BrokenPipeError):
         log.info("the worker closed the connection; the processing process ends")

@@ -1,19 +1,21 @@
 """The population a batch is decided against, read from Redis in the batch's load pipeline.
 
-In: sorted sets of every customer's last-purchase time, order count, spend and CLV (kept
+In: rankings of every customer's last-purchase time, order count, spend and CLV (kept
 by the store's writes) and the models hash (lifetime-value parameters and the cluster
 model, written by ``runtime.refit``). Out: a ``Population`` with exact quantile bounds of
 the live population and the current models.
 
 Ranks are placed with the population sizes the previous read returned (one round trip,
 not two); a population that grew since is off by the customers added in between. The reads
-run as one Lua script (``READ``), one command in the pipeline instead of one per rank.
+run as one Lua script (``READ``), one command in the pipeline instead of one per rank. The
+in-memory store places its ranks and builds its population with the same ``ranks`` and ``build``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,6 +27,7 @@ from streamproc.decisions.segments import TIER_CUTS
 from streamproc.models.clusters import ClusterModel
 from streamproc.models.ltv import LtvParams
 from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.state.profile import Profile
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +71,21 @@ class PopulationView:
         self.clusters: ClusterModel | None = None
         self.version = 0
 
+    def top_rank(self) -> int:
+        """The rank (from the top) of the smallest spend inside the top fraction."""
+        return max(math.ceil(self.sizes["monetary"] * self.top_fraction) - 1, 0)
+
+    def ranks(self, dim: str) -> list[int]:
+        """The ranks (from the bottom) of ``dim``'s quantiles, placed with the last sizes read."""
+        n = self.sizes[dim]
+        return [math.floor(q * max(n - 1, 0)) for q in self.quantiles[dim]]
+
     def queue(self, pipe: aioredis.client.Pipeline) -> None:
         """Add the read to ``pipe`` (one command); ``parse`` takes its reply."""
-        top = max(math.ceil(self.sizes["monetary"] * self.top_fraction) - 1, 0)
         keys: list[str] = [self.keys.spend]
-        args: list[int] = [top]
+        args: list[int] = [self.top_rank()]
         for dim, (key, _) in self.dims.items():
-            n = self.sizes[dim]
-            ranks = [math.floor(q * max(n - 1, 0)) for q in self.quantiles[dim]]
+            ranks = self.ranks(dim)
             keys.append(key)
             args += [len(ranks), *ranks]
         keys.append(self.keys.models)
@@ -84,19 +94,27 @@ class PopulationView:
     def parse(self, reply: list[Any]) -> tuple[Population, int]:
         """The population, and the models version stored in Redis (reload when it differs)."""
         top, i = reply[0], 1
+        cards: dict[str, int] = {}
+        ranked: dict[str, list[Any]] = {}
+        for dim in self.dims:
+            n = len(self.quantiles[dim])
+            cards[dim], ranked[dim] = reply[i], reply[i + 1:i + 1 + n]
+            i += 1 + n
+        return self.build(top, cards, ranked), int(reply[i] or 0)
+
+    def build(self, top: Any, cards: dict[str, int], ranked: dict[str, list[Any]]) -> Population:
+        """The population of the value at the top-spend rank (or None), each dimension's size,
+        and its values at the quantile ranks (None where a rank is empty); the sizes are kept
+        to place the next read's ranks."""
         bounds: dict[str, Bounds | None] = {}
         for dim, (_, cuts) in self.dims.items():
-            qs = self.quantiles[dim]
-            card, ranked = reply[i], reply[i + 1:i + 1 + len(qs)]
-            i += 1 + len(qs)
+            card, values = cards[dim], ranked[dim]
             self.sizes[dim] = card
-            ok = card >= self.min_population and all(r is not None for r in ranked)
-            bounds[dim] = Bounds.from_values(cuts, [float(r) for r in ranked], card) if ok else None
-        version = int(reply[i] or 0)
+            ok = card >= self.min_population and all(r is not None for r in values)
+            bounds[dim] = Bounds.from_values(cuts, [float(r) for r in values], card) if ok else None
         top_spend = float(top) if top is not None and self.sizes["monetary"] >= self.min_population else None
-        pop = Population(top_spend, bounds["recency"], bounds["frequency"], bounds["monetary"], bounds["clv"],
-                         self.ltv, self.clusters)
-        return pop, version
+        return Population(top_spend, bounds["recency"], bounds["frequency"], bounds["monetary"], bounds["clv"],
+                          self.ltv, self.clusters)
 
     async def reload(self, client: aioredis.Redis) -> None:
         """Read the current models (after ``parse`` reported a new version)."""
@@ -106,3 +124,16 @@ class PopulationView:
         self.clusters = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else None
         log.info("population models version %d loaded (lifetime value %s, clusters %s)", self.version,
                  "yes" if self.ltv else "no", "yes" if self.clusters else "no")
+
+
+def rankings(p: Profile, old: Profile | None) -> Iterator[tuple[str, float]]:
+    """``(dimension, score)`` of each population ranking ``p`` enters or moves in since ``old``
+    (every ranking it belongs to when ``old`` is None); rankings are never left."""
+    if p.spend > 0 and (old is None or p.spend != old.spend):
+        yield "monetary", p.spend
+    if p.last_purchase is not None and (old is None or p.last_purchase != old.last_purchase):
+        yield "recency", p.last_purchase.timestamp()
+    if p.last_purchase is not None and (old is None or old.last_purchase is None or p.purchases != old.purchases):
+        yield "frequency", p.purchases
+    if p.value is not None and (old is None or old.value is None or p.value.clv != old.value.clv):
+        yield "clv", p.value.clv

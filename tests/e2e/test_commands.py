@@ -20,7 +20,6 @@ import pytest
 
 from tests.live import wait_for
 
-pytestmark = pytest.mark.e2e
 STACK = ("tansu", "redis-server", "streamproc worker", "streamproc bench-noop")
 Key = tuple[int, int]
 """A process as (pid, start time in clock ticks since boot): a reused pid is another process."""

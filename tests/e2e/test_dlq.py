@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import orjson
-import pytest
 
 from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
@@ -17,7 +16,6 @@ from streamproc.settings import Settings
 from streamproc.tools.stack import stop_process
 from tests.live import processed, wait_for
 
-pytestmark = pytest.mark.e2e
 KEYS = Settings().pseudonymiser()
 
 

@@ -39,7 +39,7 @@ from tests.live import processed, report, wait_for
 
 N = int(os.environ.get("FAULT_EVENTS", "20000"))
 LIMIT_S = max(300, N // 100)  # generous: about ten times the time a healthy worker needs
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(LIMIT_S)]
+pytestmark = pytest.mark.timeout(LIMIT_S)
 PAUSE_S = float(os.environ.get("FAULT_PAUSE_S", "30"))
 
 

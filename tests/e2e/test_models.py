@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis
 
 from streamproc.contracts import Contracts
@@ -24,7 +23,6 @@ from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.sim.generator import GeneratorConfig, generate
 from tests.live import consume, processed, wait_for
 
-pytestmark = pytest.mark.e2e
 CONFIG = GeneratorConfig(customers=60, days=75, seed=29)
 FAST_MODELS = {"STREAMPROC_MODEL_PUBLISH_EXAMPLES": "40", "STREAMPROC_MODEL_PUBLISH_S": "1"}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 import redis
 
 from streamproc.ops.dlq import read_all
@@ -15,8 +14,6 @@ from streamproc.ops.produce import publish, raw_records
 from streamproc.sim.dirty import dirty
 from streamproc.sim.generator import GeneratorConfig, generate
 from tests.live import processed, wait_for
-
-pytestmark = pytest.mark.e2e
 
 
 def personal_data(events: list[dict]) -> set[str]:

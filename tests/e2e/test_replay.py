@@ -53,7 +53,6 @@ async def _consume(kafka_url: str, topics: list[str], expected: int) -> list[Con
     return out
 
 
-@pytest.mark.e2e
 def test_replay_publishes_each_event_once_on_its_partition_in_time_order(tmp_path: Path, kafka_url: str,
                                                                          contracts: Contracts) -> None:
     events = list(generate(SMALL))
@@ -81,7 +80,6 @@ def test_replay_publishes_each_event_once_on_its_partition_in_time_order(tmp_pat
         assert times == sorted(times)
 
 
-@pytest.mark.e2e
 def test_replaying_an_export_twice_counts_each_order_once(tmp_path: Path, kafka_url: str, redis_url: str,
                                                           worker_env: dict[str, str], spawn_worker: Callable[..., Any],
                                                           contracts: Contracts) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis
 
 from streamproc.contracts import Contracts
@@ -32,7 +31,6 @@ from streamproc.tools.replay import write_native_csv
 from streamproc.tools.stack import start_broker, stop_process
 from tests.live import consume, processed, wait_for
 
-pytestmark = pytest.mark.e2e
 CONFIG = GeneratorConfig(customers=40, days=40, seed=13)
 CHUNK = 600
 POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "predicted_satisfaction")

@@ -20,9 +20,6 @@ import venv
 import zipfile
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "streamproc", "topics")
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import pytest
 import redis
 from aiokafka.partitioner import murmur2
 
@@ -27,7 +26,6 @@ from tests.builders import feedback_record as feedback
 from tests.builders import purchase_record as purchase
 from tests.live import consume, processed, wait_for
 
-pytestmark = pytest.mark.e2e
 KEYS = Settings().pseudonymiser()
 
 

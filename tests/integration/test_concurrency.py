@@ -11,22 +11,19 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-import pytest
 import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
+from streamproc.ordering import Consumed
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.processor import Ordering, Processor, RawRecord
+from streamproc.runtime.processor import Ordering, Processor
 from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.store import Store
+from streamproc.runtime.store import RedisStore
 from streamproc.settings import Settings
 from tests.builders import minute_click
-
-pytestmark = pytest.mark.e2e
-
 
 
 async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: ANN001
@@ -39,19 +36,19 @@ async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: 
 
     new_done = asyncio.Event()
 
-    class WritesLast(Store):
+    class WritesLast(RedisStore):
         async def write(self, ch, pipe):  # noqa: ANN001, ANN202
             await new_done.wait()
             await super().write(ch, pipe)
 
-    def processor(store_class: type[Store] = Store) -> Processor:
+    def processor(store_class: type[RedisStore] = RedisStore) -> Processor:
         store = store_class(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
         keys = s.pseudonymiser()
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, send, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
 
-    old = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(0, 20)]
-    new = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(0, 40)]
+    old = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(0, 20)]
+    new = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(0, 40)]
 
     async def take_over() -> None:
         await processor().handle(new)

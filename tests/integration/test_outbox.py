@@ -13,15 +13,14 @@ from aiokafka import AIOKafkaProducer
 
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
+from streamproc.ordering import Consumed
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.processor import Ordering, Processor, RawRecord
+from streamproc.runtime.processor import Ordering, Processor
 from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.store import Store
+from streamproc.runtime.store import RedisStore
 from streamproc.settings import Settings
 from tests.builders import minute_click
 from tests.live import consume, processed
-
-pytestmark = pytest.mark.e2e
 
 
 class Died(BaseException):
@@ -42,12 +41,12 @@ async def crash_then_recover(kafka_url: str, redis_url: str, contracts) -> list[
         raise Died
 
     def processor(publish) -> Processor:  # noqa: ANN001
-        store = Store(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
+        store = RedisStore(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
         keys = s.pseudonymiser()
         dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
         return Processor(store, publish, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
 
-    batch = [RawRecord("clickstream", 0, i, minute_click(i)) for i in range(10)] + [RawRecord("clickstream", 0, 10, b"{")]
+    batch = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(10)] + [Consumed("clickstream", 0, 10, b"{")]
     try:
         with pytest.raises(Died):
             await processor(die).handle(batch)  # committed, then died publishing

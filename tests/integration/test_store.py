@@ -14,7 +14,7 @@ from streamproc.decisions.rules import Population, Rules
 from streamproc.ingest import Click
 from streamproc.pipeline import apply_batch
 from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.store import Changes, Store
+from streamproc.runtime.store import Changes, RedisStore
 from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import codec
@@ -56,7 +56,7 @@ def profile(events: int) -> Profile:
     return p
 
 
-async def write(store: Store, p: Profile) -> None:
+async def write(store: RedisStore, p: Profile) -> None:
     changes = Changes(profiles={p.customer_id: p}, partition_of={p.customer_id: 0}, outputs=[], offsets={},
                       high_marks={}, stats={}, started_at=0.0, partitions=[0])
     async with store.guard([0]) as pipe:
@@ -66,7 +66,7 @@ async def write(store: Store, p: Profile) -> None:
 def test_a_profile_written_elsewhere_is_read_from_redis(redis_url: str) -> None:
     async def scenario() -> tuple[Profile | None, Profile | None]:
         client = aioredis.Redis.from_url(redis_url)
-        store = Store(client, RedisKeys(), Rules(), 0.2, 10, 10.0)
+        store = RedisStore(client, RedisKeys(), Rules(), 0.2, 10, 10.0)
         mine = profile(1)
         await write(store, mine)
         unchanged = (await store.load(["C1"], [])).profiles["C1"]

@@ -23,5 +23,6 @@ def test_every_dead_letter_reason_is_explained() -> None:
         text = path.read_text()
         reasons |= set(re.findall(r'Reject(?:ion)?\((?:[\w.]+, )?"([a-z_]+)"', text))
         reasons |= set(re.findall(r'reason = "([a-z_]+)"', text))
+        reasons |= set(re.findall(r'\.reject\("([a-z_]+)"', text))
     assert {"malformed_json", "out_of_range", "late_event", "processing_error"} <= reasons
     assert sorted(r for r in reasons if f"| `{r}` |" not in README) == []

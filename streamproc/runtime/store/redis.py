@@ -1,7 +1,8 @@
 """Redis: load what a batch needs in one round trip, write what it changed in one transaction.
 
 In: customer ids, topic-partitions, a batch's changes. Out: profiles, applied offsets, event-time high marks,
-the population's top-spend threshold. The write is one MULTI/EXEC, so a batch's profiles,
+the population, held events and due timers (``Loaded``, ``Waiting``; see ``base.Store`` for the contract).
+A held event is a member of its partition's buffer (the JSON document of ``ordering.Held``). The write is one MULTI/EXEC, so a batch's profiles,
 offsets, indexes and counters become visible together or not at all; it runs on a connection
 that WATCHes the applied offsets of the batch's partitions, so two workers that both believe
 they own a partition (around a rebalance) cannot overwrite each other's updates.
@@ -11,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Rules
 from streamproc.eventtime import partition_of
+from streamproc.ordering import Held
 from streamproc.pipeline import next_due
-from streamproc.records import Alert, Click, Feedback, InputEvent, Purchase, SegmentChange
-from streamproc.runtime.population import PopulationView
+from streamproc.plan import Changes, Loaded, Waiting
+from streamproc.records import Alert, SegmentChange
+from streamproc.runtime.population import PopulationView, rankings
+from streamproc.runtime.store.base import Conflict
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
@@ -40,72 +44,8 @@ return 0
 """Delete each outbox key (KEYS) that still holds the published outbox (ARGV[1]), not a newer one."""
 
 
-@dataclass
-class Loaded:
-    """State read before a batch."""
-
-    profiles: dict[str, Profile | None]
-    offsets: dict[str, int]
-    high_marks: dict[str, float]
-    population: Population
-    outboxes: list[bytes] = field(default_factory=list)
-    """Distinct outboxes still waiting on the batch's partitions: a batch committed them and
-    did not clear them (it died before publishing all its records, as far as Redis knows)."""
-
-
-_EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (Click, Purchase, Feedback)}
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """An event waiting in its partition's buffer for the watermark, with its source record."""
-
-    event: InputEvent
-    topic: str
-    partition: int
-    offset: int
-    member: bytes
-
-    @classmethod
-    def of(cls, event: InputEvent, topic: str, partition: int, offset: int) -> Held:
-        doc = {"topic": topic, "offset": offset, "type": type(event).__name__, "event": event}
-        return cls(event, topic, partition, offset, orjson.dumps(doc))
-
-    @classmethod
-    def parse(cls, member: bytes, partition: int) -> Held:
-        doc = orjson.loads(member)
-        event = codec.loads(_EVENT_TYPES[doc["type"]], doc["event"])
-        return cls(event, doc["topic"], partition, doc["offset"], member)
-
-
-@dataclass
-class Waiting:
-    """What the watermark has released: held events (oldest first) and customers with a due timer."""
-
-    held: list[Held]
-    due: dict[str, int]
-
-
-@dataclass
-class Changes:
-    """Everything one batch writes; ``stored`` holds the profiles as the batch read them."""
-
-    profiles: Mapping[str, Profile]
-    partition_of: Mapping[str, int]
-    outputs: Iterable[SegmentChange | Alert]
-    offsets: Mapping[str, int]
-    high_marks: Mapping[str, float]
-    stats: Mapping[str, int]
-    started_at: float
-    partitions: Iterable[int] = ()
-    hold: Iterable[Held] = ()
-    release: Iterable[Held] = ()
-    stored: Mapping[str, Profile | None] = field(default_factory=dict)
-    outbox: bytes | None = None
-
-
-class Store:
-    """Batched reads and transactional writes of customer state.
+class RedisStore:
+    """Batched reads and transactional writes of customer state in Redis (a ``Store``).
 
     The store keeps the profiles it wrote last (up to ``WRITTEN_KEPT``) with their documents:
     a document read back unchanged is the profile kept for it (``codec`` round-trips profiles
@@ -181,10 +121,11 @@ class Store:
     async def waiting(self, watermarks: Mapping[int, float], limit: int) -> Waiting:
         """Held events at or below each partition's watermark (at most ``limit`` per partition,
         oldest first) and customers whose next timer is due by it. A partition whose release hit
-        the limit has its watermark lowered (in place) to the newest event released."""
-        parts = [p for p, wm in watermarks.items() if wm != float("-inf")]
+        the limit has its watermark lowered to the newest event released (in ``Waiting.watermarks``)."""
+        marks = dict(watermarks)
+        parts = [p for p, wm in marks.items() if wm != float("-inf")]
         if not parts:
-            return Waiting([], {})
+            return Waiting([], {}, marks)
         async with asyncio.timeout(self._timeout):
             pipe = self.r.pipeline(transaction=False)
             for p in parts:
@@ -196,10 +137,10 @@ class Store:
         for i, p in enumerate(parts):
             members, ids = res[2 * i], res[2 * i + 1]
             if len(members) == limit:
-                watermarks[p] = members[-1][1]  # type: ignore[index]
+                marks[p] = members[-1][1]  # type: ignore[index]
             held += [Held.parse(m, p) for m, _ in members]
             due.update((cid.decode(), p) for cid in ids)
-        return Waiting(held, due)
+        return Waiting(held, due, marks)
 
     async def profiles(self, customers: list[str]) -> dict[str, Profile]:
         async with asyncio.timeout(self._timeout):
@@ -221,7 +162,14 @@ class Store:
             del self._written[cid]
 
     async def write(self, ch: Changes, pipe: aioredis.client.Pipeline) -> None:
-        """Everything ``ch`` changed, in one MULTI/EXEC on the ``guard`` connection ``pipe``."""
+        """Everything ``ch`` changed, in one MULTI/EXEC on the ``guard`` connection ``pipe``;
+        ``Conflict`` if another writer changed a guarded partition since the guard was opened."""
+        try:
+            await self._transaction(ch, pipe)
+        except WatchError as exc:
+            raise Conflict(str(exc)) from exc
+
+    async def _transaction(self, ch: Changes, pipe: aioredis.client.Pipeline) -> None:
         async with asyncio.timeout(self._timeout):
             pipe.multi()
             docs = self._write_profiles(pipe, ch)
@@ -273,8 +221,8 @@ class Store:
                 undue.setdefault(partition, []).append(cid)
             else:
                 due.setdefault(partition, {})[cid] = at.timestamp()
-            for key, score in self._ranks(p, ch.stored.get(cid)):
-                ranked.setdefault(key, {})[cid] = score
+            for dim, score in rankings(p, ch.stored.get(cid)):
+                ranked.setdefault(self.population.dims[dim][0], {})[cid] = score
         pipe.mset({self.keys.profile(cid): doc for cid, doc in docs.items()})
         for partition, gone in undue.items():
             pipe.zrem(self.keys.due(partition), *gone)
@@ -283,17 +231,6 @@ class Store:
         for key, members in ranked.items():
             pipe.zadd(key, members)
         return docs
-
-    def _ranks(self, p: Profile, old: Profile | None) -> Iterator[tuple[str, float]]:
-        """``(sorted set, score)`` of each population ranking ``p`` enters or moves in."""
-        if p.spend > 0 and (old is None or p.spend != old.spend):
-            yield self.keys.spend, p.spend
-        if p.last_purchase is not None and (old is None or p.last_purchase != old.last_purchase):
-            yield self.keys.pop("recency"), p.last_purchase.timestamp()
-        if p.last_purchase is not None and (old is None or old.last_purchase is None or p.purchases != old.purchases):
-            yield self.keys.pop("frequency"), p.purchases
-        if p.value is not None and (old is None or old.value is None or p.value.clv != old.value.clv):
-            yield self.keys.pop("clv"), p.value.clv
 
     def _write_buffer(self, pipe: aioredis.client.Pipeline, hold: Iterable[Held], release: Iterable[Held]) -> None:
         added: dict[int, dict[bytes, float]] = {}

@@ -1,0 +1,164 @@
+"""A batch decided: what the store loaded and the batch's records in, everything to write out.
+
+A batch is read, decided, written. This module is the middle step, pure: ``plan`` takes the
+batch's intake (see ``streamproc.ordering``), what waits in the store for the watermarks
+(``Waiting``), the stored profiles and the population, and returns the ``Changes``: new
+profiles, outputs, applied offsets, events to hold and to release, the records to publish
+(dead letters included) as the outbox holds them, and counters. The store (a ``Store`` of
+``streamproc.runtime.store``) reads the inputs and writes the changes; nothing here touches
+Kafka, Redis or the clock (the wall-clock times are arguments).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from streamproc.decisions.rules import Population, Rules
+from streamproc.eventtime import partition_of
+from streamproc.ingest.decode import Rejection
+from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.ordering import Consumed, Held, Intake, dead_letter, release, utc
+from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
+from streamproc.records import Alert, Example, SegmentChange
+from streamproc.state.profile import Profile
+
+ROLE = {SegmentChange: "segments", Alert: "alerts", Example: "training"}
+"""The output topic role of each output type."""
+Outgoing = tuple[str, str, str]
+"""``(topic, key, value)`` of a record to publish, as the outbox holds it."""
+
+
+@dataclass
+class Loaded:
+    """State read before a batch."""
+
+    profiles: dict[str, Profile | None]
+    offsets: dict[str, int]
+    high_marks: dict[str, float]
+    population: Population
+    outboxes: list[bytes] = field(default_factory=list)
+    """Distinct outboxes still waiting on the batch's partitions: a batch committed them and
+    did not clear them (it died before publishing all its records, as far as the store knows)."""
+
+
+@dataclass
+class Waiting:
+    """What the watermarks released: held events (oldest first), customers with a due timer,
+    and the watermarks themselves, lowered for a partition whose release hit the limit (to
+    the newest event released), so what stays held is applied after what was released."""
+
+    held: list[Held]
+    due: dict[str, int]
+    watermarks: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class Changes:
+    """Everything one batch writes; ``stored`` holds the profiles as the batch read them;
+    ``records`` are the records the batch publishes, ``outbox`` the same as the store keeps them."""
+
+    profiles: Mapping[str, Profile]
+    partition_of: Mapping[str, int]
+    outputs: Iterable[Output]
+    offsets: Mapping[str, int]
+    high_marks: Mapping[str, float]
+    stats: Mapping[str, int]
+    started_at: float
+    partitions: Iterable[int] = ()
+    hold: Iterable[Held] = ()
+    release: Iterable[Held] = ()
+    stored: Mapping[str, Profile | None] = field(default_factory=dict)
+    outbox: bytes | None = None
+    records: list[Outgoing] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outlets:
+    """Where a batch's records go: output topic names by role, and the keys of dead letters."""
+
+    topics: Mapping[str, str]
+    keys: Pseudonymiser
+
+
+@dataclass
+class Batch:
+    """A batch after intake: its partitions, sorted records, applied offsets and counts."""
+
+    partitions: list[int]
+    intake: Intake
+    offsets: dict[str, int]
+    redelivered: int
+    started_at: float
+
+
+def missing(loaded: Loaded, waiting: Waiting) -> list[str]:
+    """Customers the batch touches whose profiles were not loaded: released and due ones."""
+    wanted = {h.event.customer_id for h in waiting.held} | set(waiting.due)
+    return sorted(c for c in wanted if c not in loaded.profiles)
+
+
+def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None], population: Population,
+         rules: Rules, outlets: Outlets, now: datetime) -> Changes:
+    """The changes of ``batch``: its ready events applied, its due timers fired, its rejections
+    dead-lettered (at wall-clock time ``now``), its late events held."""
+    intake, wm = batch.intake, waiting.watermarks
+    ready, hold = release(intake.events, waiting.held, wm, outlets.keys)
+    where = {**intake.partition_of, **{h.event.customer_id: h.record.partition for h in waiting.held}}
+    result = apply_batch(ready, profiles, population, rules, lambda r: r.ev)
+    rejected, stats = _account(result, intake)
+    swept = _sweep(result, profiles, waiting, where, population, rules)
+    outputs = result.outputs + swept.outputs
+    records = outgoing(outputs, rejected, outlets, now)
+    outbox = orjson.dumps({"partitions": batch.partitions, "records": records}) if records else None
+    stats.update(_output_stats(outputs, batch.redelivered))
+    stats["held"] += len(hold) - len(waiting.held)
+    return Changes(
+        profiles={**result.profiles, **swept.profiles}, partition_of=where, outputs=outputs, offsets=batch.offsets,
+        started_at=batch.started_at, stats=stats, partitions=batch.partitions,
+        high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in batch.partitions},
+        hold=hold, release=waiting.held, stored=profiles, outbox=outbox, records=records, rejected=rejected,
+    )
+
+
+def _account(result: BatchResult[Consumed], intake: Intake) -> tuple[list[Rejection], Counter[str]]:
+    """Rejections and counters of the applied batch; events whose processing raised are rejected
+    with the bytes of their record (a held event's too)."""
+    stats = Counter(intake.stats)
+    stats["applied"] += result.applied
+    stats.update(f"dup:{r.topic}" for r in result.duplicates)
+    stats["duplicates"] += len(result.duplicates)
+    rejected = intake.rejected + [r.reject("processing_error", why) for r, why in result.failed]
+    stats["dead_lettered"] += len(rejected)
+    stats.update(f"dlq:{rej.source.topic}:{rej.reason}" for rej in rejected)
+    return rejected, stats
+
+
+def _sweep(result: BatchResult[Consumed], profiles: Mapping[str, Profile | None], waiting: Waiting,
+           where: dict[str, int], pop: Population, rules: Rules) -> BatchResult[Consumed]:
+    """Timers of the batch's customers and of the due ones, up to their partition's watermark
+    (``where`` gains the partition of each due customer)."""
+    for cid, p in waiting.due.items():
+        where.setdefault(cid, p)
+    candidates = {c: p for c, p in profiles.items() if c in waiting.due and p is not None} | result.profiles
+    now = {cid: utc(waiting.watermarks[where[cid]]) for cid in candidates}
+    return sweep(candidates, now, pop, rules)
+
+
+def outgoing(outputs: Iterable[Output], rejected: Iterable[Rejection], outlets: Outlets, now: datetime) -> list[Outgoing]:
+    """``(topic, key, value)`` of every record the batch publishes, as its outbox holds them."""
+    out = [(outlets.topics[ROLE[type(o)]], o.customer_id, orjson.dumps(o.to_dict()).decode()) for o in outputs]
+    out += [(outlets.topics["dead-letter"], rej.source.topic, orjson.dumps(dead_letter(rej, outlets.keys, now)).decode())
+            for rej in rejected]
+    return out
+
+
+def _output_stats(outputs: list[Output], redelivered: int) -> Counter[str]:
+    kinds = Counter(ROLE[type(o)] for o in outputs)
+    return Counter(redelivered=redelivered, segment_changes=kinds["segments"], alerts=kinds["alerts"],
+                   examples=kinds["training"])
