@@ -15,7 +15,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Rules
+from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.state.sessions import SessionRules
 
@@ -93,10 +95,12 @@ class Settings(BaseSettings):
                     "events out of order by more than that (each event then waits as long before it is applied).",
     )
     idle_after_s: float = Field(
-        0.5, gt=0,
+        0.5, ge=0,
         description="A topic-partition with nothing left to read and no record for this long stops holding the "
                     "watermark back.",
     )
+    release_limit: int = Field(5000, ge=1, description="Most held events of one partition released in one batch; "
+                                                       "the rest follow in the next.")
     tick_s: float = Field(0.5, gt=0, description="How often held events and due timers are released when no records arrive.")
     new_days: float = Field(14.0, gt=0, description="A customer is 'new' for this many days after first activity.")
     at_risk_days: float = Field(21.0, gt=0, description="Days of event-time inactivity after which a customer is at-risk.")
@@ -166,6 +170,12 @@ class Settings(BaseSettings):
 
     def pseudonymiser(self) -> Pseudonymiser:
         return Pseudonymiser(self.pii_secret.get_secret_value().encode(), self.pii_key_version)
+
+    def decoder(self, contracts: Contracts, *, history: bool = False) -> Decoder:
+        """The decoder of the input topics: contracts, currencies, keys and time bounds from configuration.
+        A ``history`` (a file read by a tool) has no bound in the future: it may be dated after now."""
+        bounds = TimeBounds(self.min_event_time, float("inf") if history else self.max_clock_skew_s)
+        return Decoder(contracts.validators, self.fx_rates, self.base_currency, self.pseudonymiser(), bounds)
 
 
 @lru_cache(maxsize=1)

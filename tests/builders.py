@@ -17,12 +17,17 @@ import orjson
 from streamproc.contracts import Contracts
 from streamproc.features.vector import FEATURES
 from streamproc.records import Click, Example, Feedback, Item, Purchase
+from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig
 from streamproc.tools.replay import Display, ReplayOptions, Summary, detect_format, read_events
 
 REPO = Path(__file__).resolve().parents[1]
 """The repository's root: README.md, topics/ and streamproc/ are under it."""
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SETTINGS = Settings()
+"""The configuration of a worker started with no STREAMPROC_* variables."""
+RULES = SETTINGS.rules()
+"""The default thresholds; a test that needs others uses ``dataclasses.replace(RULES, ...)``."""
 
 
 def at(days: float, start: datetime = T0) -> datetime:

@@ -25,25 +25,25 @@ class Rules:
     """Thresholds for lifecycle stages, sessions, scoring and alerts (``Settings.rules()`` builds
     them from configuration, where each is described)."""
 
-    new_for: timedelta = timedelta(days=14)
-    at_risk_after: timedelta = timedelta(days=21)
-    churned_after: timedelta = timedelta(days=45)
-    loyal_purchases: int = 5
-    loyal_after: timedelta = timedelta(days=60)
-    overdue_factor: float = 5.0
-    overdue_sessions: int = 5
-    overdue_min: timedelta = timedelta(days=3)
-    unhappy_ratings: int = 1
-    unhappy_max: float = 0.25
-    recover_margin: float = 0.2
-    low_rating_max: int = 2
-    low_nps_max: int = 4
-    dedupe_window: int = 64
-    sessions: SessionRules = SessionRules()
-    rescore_every: timedelta = timedelta(days=7)
-    ltv_horizon_days: float = 90.0
-    churn_label_after: timedelta = timedelta(days=30)
-    snapshot_every: timedelta = timedelta(days=3)
+    new_for: timedelta
+    at_risk_after: timedelta
+    churned_after: timedelta
+    loyal_purchases: int
+    loyal_after: timedelta
+    overdue_factor: float
+    overdue_sessions: int
+    overdue_min: timedelta
+    unhappy_ratings: int
+    unhappy_max: float
+    recover_margin: float
+    low_rating_max: int
+    low_nps_max: int
+    dedupe_window: int
+    sessions: SessionRules
+    rescore_every: timedelta
+    ltv_horizon_days: float
+    churn_label_after: timedelta
+    snapshot_every: timedelta
 
 
 

@@ -17,9 +17,9 @@ from aiokafka.errors import IllegalStateError
 
 from streamproc.contracts import Contracts
 from streamproc.eventtime import tp_key
+from streamproc.runtime import assemble
 from streamproc.runtime.learner import Learner
-from streamproc.runtime.offload import Highwater, OffloadedProcessor, redis_client
-from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.runtime.offload import Highwater, OffloadedProcessor
 from streamproc.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,7 @@ def build_learner(app: faust.App, settings: Settings, contracts: Contracts) -> L
     async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future
         return await app.producer.send(topic, key, value, None, None, None)
 
-    return Learner(redis_client(settings), RedisKeys(settings.key_prefix), send, contracts.one("model-health").name,
-                   settings.model_publish_examples, settings.model_publish_s, settings.redis_timeout_s,
-                   settings.churn_label_days)
+    return assemble.learner(settings, contracts, send)
 
 
 def _highwater(app: faust.App, inputs: set[str]) -> Highwater:

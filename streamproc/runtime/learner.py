@@ -57,9 +57,8 @@ def health_record(ex: Example, drift: Drift, version: int) -> dict[str, Any]:
 class Learner:
     """Owns ``LearnerState`` for the worker that holds the training partition."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, send: Send, health_topic: str,
-                 publish_examples: int = 200, publish_s: float = 5.0, timeout_s: float = 10.0,
-                 horizon_days: float = 30.0) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, send: Send, health_topic: str, *,
+                 publish_examples: int, publish_s: float, timeout_s: float, horizon_days: float) -> None:
         self.r, self.keys, self.send, self.health_topic = client, keys, send, health_topic
         self.horizon_days = horizon_days
         self.publish_examples, self.publish_s, self._timeout = publish_examples, publish_s, timeout_s

@@ -25,24 +25,18 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streamproc.contracts import Contracts, load_contracts
-from streamproc.ingest.decode import Decoder, TimeBounds
+from streamproc.contracts import load_contracts
+from streamproc.ordering import Consumed
+from streamproc.runtime import assemble
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.children import die_with_parent
-from streamproc.runtime.learner import OnlineModels
-from streamproc.ordering import Consumed
-from streamproc.runtime.processor import Ordering, Processor, Send
-from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.refit import Refitter
-from streamproc.runtime.store import RedisStore
+from streamproc.runtime.processor import Processor
 from streamproc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,25 +51,6 @@ Highwater = dict[str, int | None]
 """The consumer's high watermark of each assigned input topic-partition (``"topic:N"``)."""
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    """An asyncio Redis client; timeouts are applied per pipeline by the store."""
-    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=None, socket_connect_timeout=5)
-
-
-def build_processor(settings: Settings, contracts: Contracts, send: Send,
-                    pending: Callable[[str, int], bool]) -> Processor:
-    """The processor of ``settings``, publishing with ``send``; ``pending(tp, applied_offset)``
-    says whether the consumer knows of records on ``tp`` past that offset."""
-    client, keys_ = redis_client(settings), RedisKeys(settings.key_prefix)
-    store = RedisStore(client, keys_, settings.rules(), settings.top_spend_fraction,
-                  settings.min_population, settings.redis_timeout_s, settings.segment_margin)
-    refit = Refitter(client, keys_, timedelta(days=settings.ltv_refit_days), settings.clusters)
-    keys = settings.pseudonymiser()
-    bounds = TimeBounds(settings.min_event_time, settings.max_clock_skew_s)
-    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, keys, bounds)
-    order = Ordering(delay_s=settings.watermark_delay_s, idle_after_s=settings.idle_after_s, pending=pending)
-    online = OnlineModels(client, keys_)
-    return Processor(store, send, contracts, decoder, keys, settings.allowed_lateness_s, order, refit, online)
 
 
 def pending(highwater: Mapping[str, int | None], tp: str, applied: int) -> bool:
@@ -188,8 +163,8 @@ async def _serve(conn: Connection, settings: Settings) -> None:
         return await producer.send(topic, value, key=key)
 
     highwater: Highwater = {}
-    processor = build_processor(settings, load_contracts(settings.topics_dir), send,
-                                lambda tp, applied: pending(highwater, tp, applied))
+    processor = assemble.processor(settings, load_contracts(settings.topics_dir), send,
+                                   pending=lambda tp, applied: pending(highwater, tp, applied))
     try:
         await _answer(conn, processor, highwater)
     finally:

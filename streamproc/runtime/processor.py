@@ -62,9 +62,9 @@ class Ordering:
     beyond ``applied_offset``; ``clock`` is the wall clock idleness is measured with.
     """
 
-    delay_s: float = 0.0
-    idle_after_s: float = 0.5
-    release_limit: int = 5000
+    delay_s: float
+    idle_after_s: float
+    release_limit: int
     clock: Callable[[], float] = time.monotonic
     pending: Callable[[str, int], bool] = lambda tp, offset: False
 
@@ -73,10 +73,10 @@ class Processor:
     """Applies batches of records; owns no Faust object, only a Store and a send function."""
 
     def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
-                 keys: Pseudonymiser, lateness_s: float, order: Ordering | None = None,
+                 keys: Pseudonymiser, *, lateness_s: float, order: Ordering,
                  refit: Refitter | None = None, online: OnlineModels | None = None) -> None:
         self.store, self.send, self.decoder, self.lateness_s = store, send, decoder, lateness_s
-        self.order, self.refit, self.online = order or Ordering(), refit, online
+        self.order, self.refit, self.online = order, refit, online
         self.types = {t.name: t.event_type for t in contracts.inputs}
         roles = ("segments", "alerts", "dead-letter", "training")
         self.outlets = Outlets({r: contracts.one(r).name for r in roles}, keys)

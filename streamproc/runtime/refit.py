@@ -49,7 +49,7 @@ def _utc(epoch: float) -> datetime:
 class Refitter:
     """Starts a population fit in the background when the watermark passes the scheduled time."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, every: timedelta, clusters: int) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, *, every: timedelta, clusters: int) -> None:
         self.r, self.keys, self.every, self.clusters = client, keys, every, clusters
         self.next_fit: float | None = None
         self.task: asyncio.Task[None] | None = None

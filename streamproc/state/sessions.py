@@ -44,8 +44,8 @@ from streamproc.records import Click, Purchase
 class SessionRules:
     """Inactivity ``gap`` that ends a session; ``abandon_after`` a session's last click."""
 
-    gap: timedelta = timedelta(minutes=30)
-    abandon_after: timedelta = timedelta(minutes=60)
+    gap: timedelta
+    abandon_after: timedelta
 
     def __post_init__(self) -> None:
         if self.gap <= timedelta(0):
@@ -171,7 +171,7 @@ def advance(s: Sessions, now: datetime, rules: SessionRules) -> tuple[Sessions, 
     """Close the session and fire the cart deadlines that event time ``now`` has reached.
 
     >>> from datetime import timezone
-    >>> t0, rules = datetime(2026, 1, 1, 9, tzinfo=timezone.utc), SessionRules()
+    >>> t0, rules = datetime(2026, 1, 1, 9, tzinfo=timezone.utc), SessionRules(timedelta(minutes=30), timedelta(hours=1))
     >>> s, _ = on_click(Sessions(), Click("e1", "c", t0, "s", "/p/1", "add_to_cart", "A", 2, 9.5), rules)
     >>> next_due(s, rules) == t0 + rules.gap
     True

@@ -20,7 +20,7 @@ from aiokafka.partitioner import murmur2
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Population
 from streamproc.eventtime import is_late, observe
-from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
+from streamproc.ingest.decode import Decoded, Source
 from streamproc.ops.produce import ProducerRecord
 from streamproc.pipeline import apply_batch
 from streamproc.records import InputEvent
@@ -53,8 +53,7 @@ def _intake(records: Iterable[ProducerRecord], contracts: Contracts, settings: S
             counters: Counter[str]) -> list[InputEvent]:
     types = {t.name: t.event_type for t in contracts.inputs}
     n = contracts.inputs[0].partitions
-    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, settings.pseudonymiser(),
-                      TimeBounds(settings.min_event_time, settings.max_clock_skew_s))
+    decoder = settings.decoder(contracts)
     now, high, events = datetime.now(timezone.utc), {}, []
     for topic, key, raw in records:
         p = partition_of(key or b"", n)

@@ -19,7 +19,7 @@ from typing import Any
 
 from streamproc.contracts import load_contracts
 from streamproc.decisions.rules import Population
-from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
+from streamproc.ingest.decode import Decoded, Source
 from streamproc.pipeline import apply_batch, sweep
 from streamproc.records import SegmentChange
 from streamproc.settings import Settings
@@ -52,8 +52,7 @@ def decoded_events(config: GeneratorConfig, settings: Settings) -> list[Any]:
     """The generated events, decoded and keyed as the worker would, in event-time order."""
     contracts = load_contracts(settings.topics_dir)
     types = {t.event_type: t.name for t in contracts.inputs}
-    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, settings.pseudonymiser(),
-                      TimeBounds(settings.min_event_time, float("inf")))
+    decoder = settings.decoder(contracts, history=True)
     now = datetime.now().astimezone()
     out = []
     for raw in generate(config):

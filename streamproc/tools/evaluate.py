@@ -28,7 +28,7 @@ from typing import Any
 from streamproc.contracts import load_contracts
 from streamproc.decisions.rules import Population
 from streamproc.errors import ExtraMissing
-from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
+from streamproc.ingest.decode import Decoded, Source
 from streamproc.models import ltv
 from streamproc.models.training import LearnerState
 from streamproc.pipeline import apply_batch, sweep
@@ -77,8 +77,7 @@ def file_events(path: Path, mapping: Path | None, settings: Settings) -> list[In
     records = read_events(ReplayOptions(path, mapping=mapping), fmt, contracts,
                           Summary(str(path), fmt, str(mapping) if mapping else None, True), Display())
     types = {t.name: t.event_type for t in contracts.inputs}
-    decoder = Decoder(contracts.validators, settings.fx_rates, settings.base_currency, settings.pseudonymiser(),
-                      TimeBounds(settings.min_event_time, float("inf")))
+    decoder = settings.decoder(contracts, history=True)
     now = datetime.now().astimezone()
     out = []
     for _, topic, _, raw in records:

@@ -15,12 +15,10 @@ import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streamproc.decisions.rules import Rules
-from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.ordering import Consumed
+from streamproc.runtime import assemble
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.processor import Ordering, Processor
-from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.runtime.processor import Processor
 from streamproc.runtime.store import RedisStore
 from streamproc.settings import Settings
 from tests.builders import minute_click
@@ -42,10 +40,8 @@ async def run_pair(kafka_url: str, redis_url: str, contracts) -> None:  # noqa: 
             await super().write(ch, pipe)
 
     def processor(store_class: type[RedisStore] = RedisStore) -> Processor:
-        store = store_class(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
-        keys = s.pseudonymiser()
-        dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
-        return Processor(store, send, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
+        store = assemble.redis_store(s, aioredis.Redis.from_url(redis_url), kind=store_class)
+        return assemble.processor(s.model_copy(update={"idle_after_s": 0.0}), contracts, send, store=store)
 
     old = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(0, 20)]
     new = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(0, 40)]

@@ -35,7 +35,8 @@ async def run_learner(redis_url: str, kafka_url: str, batches: list[list[tuple[i
         return await producer.send(topic, value, key=key)
 
     client = aioredis.Redis.from_url(redis_url)
-    learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=publish_examples, publish_s=3600)
+    learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=publish_examples, publish_s=3600,
+                      timeout_s=10.0, horizon_days=30.0)
     try:
         for batch in batches:
             await learner.handle(batch)
@@ -119,7 +120,8 @@ def test_the_last_examples_are_published_though_none_follow(redis_url: str, kafk
         async def send(topic: str, key: bytes, value: bytes) -> Any:
             raise AssertionError("no drift expected")
 
-        learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=1000, publish_s=0.2)
+        learner = Learner(client, RedisKeys(), send, "model-health", publish_examples=1000, publish_s=0.2,
+                          timeout_s=10.0, horizon_days=30.0)
         await learner.handle([(i, churn_example(i, rng)) for i in range(30)])
         await learner.flush()  # too soon: nothing published
         assert await client.hget(RedisKeys().online_models, "version") is None

@@ -11,13 +11,11 @@ import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from streamproc.decisions.rules import Rules
-from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.ordering import Consumed
+from streamproc.runtime import assemble
 from streamproc.runtime.admin import bootstrap
-from streamproc.runtime.processor import Ordering, Processor
+from streamproc.runtime.processor import Processor
 from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.store import RedisStore
 from streamproc.settings import Settings
 from tests.builders import minute_click
 from tests.live import consume, processed
@@ -41,10 +39,8 @@ async def crash_then_recover(kafka_url: str, redis_url: str, contracts) -> list[
         raise Died
 
     def processor(publish) -> Processor:  # noqa: ANN001
-        store = RedisStore(aioredis.Redis.from_url(redis_url), RedisKeys(), Rules(), 0.2, 10, 10.0)
-        keys = s.pseudonymiser()
-        dec = Decoder(contracts.validators, s.fx_rates, s.base_currency, keys, TimeBounds(s.min_event_time, 3600))
-        return Processor(store, publish, contracts, dec, keys, 300.0, Ordering(idle_after_s=0.0))
+        store = assemble.redis_store(s, aioredis.Redis.from_url(redis_url))
+        return assemble.processor(s.model_copy(update={"idle_after_s": 0.0}), contracts, publish, store=store)
 
     batch = [Consumed("clickstream", 0, i, minute_click(i)) for i in range(10)] + [Consumed("clickstream", 0, 10, b"{")]
     try:

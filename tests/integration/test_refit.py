@@ -14,7 +14,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Population
 from streamproc.models.ltv import LtvParams
 from streamproc.pipeline import apply_batch
 from streamproc.runtime.population import PopulationView
@@ -24,13 +24,14 @@ from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import codec
 from streamproc.tools.earlywarning import decoded_events
+from tests.builders import RULES
 
 CONFIG = GeneratorConfig(customers=150, days=40, seed=3)
 DAY = 86400.0
 
 
 def test_fit_is_scheduled_in_event_time_versioned_and_loaded(redis_url: str) -> None:
-    result = apply_batch(decoded_events(CONFIG, Settings()), {}, Population(), Rules())
+    result = apply_batch(decoded_events(CONFIG, Settings()), {}, Population(), RULES)
     r = redis.Redis.from_url(redis_url)
     keys = RedisKeys()
     r.mset({keys.profile(cid): codec.dumps(p) for cid, p in result.profiles.items()})
@@ -38,7 +39,7 @@ def test_fit_is_scheduled_in_event_time_versioned_and_loaded(redis_url: str) -> 
 
     async def scenario() -> tuple[int | None, ...]:
         client = aioredis.Redis.from_url(redis_url)
-        refit = Refitter(client, keys, timedelta(days=7), clusters=3)
+        refit = Refitter(client, keys, every=timedelta(days=7), clusters=3)
         first = await refit.run(end - 10 * DAY)   # schedules the first fit 7 days later
         early = await refit.run(end - 5 * DAY)    # not due yet
         fitted = await refit.run(end)             # due: version 1

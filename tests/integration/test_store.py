@@ -10,9 +10,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Population
 from streamproc.ingest import Click
 from streamproc.pipeline import apply_batch
+from streamproc.runtime import assemble
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store import Changes, RedisStore
 from streamproc.settings import Settings
@@ -20,6 +21,7 @@ from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import codec
 from streamproc.state.profile import Profile, apply_event, new_profile
 from streamproc.tools.earlywarning import decoded_events
+from tests.builders import RULES, SETTINGS
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -43,7 +45,7 @@ def twins(a: Any, b: Any, path: str = "profile") -> list[str]:
 
 def test_profiles_round_trip_through_their_documents_with_their_types() -> None:
     result = apply_batch(decoded_events(GeneratorConfig(customers=60, days=40, seed=5), Settings()), {},
-                         Population(), Rules())
+                         Population(), RULES)
     assert result.profiles
     for p in result.profiles.values():
         assert twins(p, codec.loads(Profile, codec.dumps(p))) == []
@@ -66,7 +68,7 @@ async def write(store: RedisStore, p: Profile) -> None:
 def test_a_profile_written_elsewhere_is_read_from_redis(redis_url: str) -> None:
     async def scenario() -> tuple[Profile | None, Profile | None]:
         client = aioredis.Redis.from_url(redis_url)
-        store = RedisStore(client, RedisKeys(), Rules(), 0.2, 10, 10.0)
+        store = assemble.redis_store(SETTINGS, client)
         mine = profile(1)
         await write(store, mine)
         unchanged = (await store.load(["C1"], [])).profiles["C1"]

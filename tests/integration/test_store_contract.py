@@ -11,15 +11,16 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio as aioredis
 
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Population
 from streamproc.ordering import Consumed, Held
 from streamproc.pipeline import apply_batch
 from streamproc.plan import Changes
 from streamproc.records import Click, Item, Purchase
-from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.runtime.store import Conflict, MemoryStore, RedisStore, Store
+from streamproc.runtime import assemble
+from streamproc.runtime.store import Conflict, RedisStore, Store
 from streamproc.settings import Settings
 from streamproc.state.profile import Profile, new_profile
+from tests.builders import RULES, SETTINGS
 
 T = TypeVar("T")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -30,9 +31,9 @@ MakeStore = Callable[[], Store]
 @pytest.fixture(params=["memory", "redis"])
 def make(request: pytest.FixtureRequest) -> MakeStore:
     if request.param == "memory":
-        return lambda: MemoryStore(Rules())
+        return lambda: assemble.memory_store(SETTINGS)
     url = request.getfixturevalue("redis_url")
-    return lambda: RedisStore(aioredis.Redis.from_url(url), RedisKeys(), Rules(), 0.2, 10, 10.0)
+    return lambda: assemble.redis_store(SETTINGS, aioredis.Redis.from_url(url))
 
 
 def run(make: MakeStore, scenario: Callable[[Store], Awaitable[T]]) -> T:
@@ -146,7 +147,7 @@ def test_customers_are_due_once_the_watermark_passes_their_timer(make: MakeStore
 def purchasers(n: int) -> dict[str, Profile]:
     orders = [Purchase(f"o{i}", f"C{i}", T0 + timedelta(hours=i), f"o{i}", (Item("S", 1, float(i)),), float(i), "EUR")
               for i in range(1, n + 1)]
-    return apply_batch(orders, {}, Population(), Rules()).profiles
+    return apply_batch(orders, {}, Population(), RULES).profiles
 
 
 def test_the_population_is_ranked_over_the_profiles_written(make: MakeStore) -> None:

@@ -7,16 +7,15 @@ from functools import partial
 
 import pytest
 
-from streamproc.decisions.rules import Population, Rules
+from streamproc.decisions.rules import Population
 from streamproc.eventtime import advance, watermarks
 from streamproc.pipeline import apply_batch, step, sweep
 from streamproc.records import Alert, SegmentChange
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 from tests import builders
-from tests.builders import T0, at, click, rate
+from tests.builders import RULES, T0, at, click, rate
 
-RULES = Rules()
 buy = partial(builders.buy, lines=2, category=None)
 NOBODY = Population(None)
 

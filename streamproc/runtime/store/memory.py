@@ -67,8 +67,7 @@ def _upto(zset: ZSet, score: float, limit: int) -> list[tuple[Any, float]]:
 class MemoryStore:
     """A ``Store`` that keeps its state in a ``Memory``."""
 
-    def __init__(self, rules: Rules, top_fraction: float = 0.2, min_population: int = 10,
-                 margin: float = 0.02) -> None:
+    def __init__(self, rules: Rules, *, top_fraction: float, min_population: int, margin: float) -> None:
         self.rules, self.state = rules, Memory()
         self.population = PopulationView(RedisKeys(), top_fraction, min_population, margin)
 

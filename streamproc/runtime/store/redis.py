@@ -27,8 +27,8 @@ from streamproc.pipeline import next_due
 from streamproc.plan import Changes, Loaded, Waiting
 from streamproc.records import Alert, SegmentChange
 from streamproc.runtime.population import PopulationView, rankings
-from streamproc.runtime.store.base import Conflict
 from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.runtime.store.base import Conflict
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 
@@ -52,8 +52,8 @@ class RedisStore:
     exactly), and any other document, written by another worker say, is decoded.
     """
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, rules: Rules, top_fraction: float,
-                 min_population: int, timeout_s: float, margin: float = 0.02) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, rules: Rules, *, top_fraction: float,
+                 min_population: int, timeout_s: float, margin: float) -> None:
         self.r, self.keys, self.rules = client, keys, rules
         self._timeout = timeout_s
         self.population = PopulationView(keys, top_fraction, min_population, margin)

@@ -13,9 +13,9 @@ from streamproc.pipeline import apply_batch, next_due, sweep
 from streamproc.records import Alert, Example, SegmentChange
 from streamproc.state.profile import Rfm
 from tests import builders
+from tests.builders import RULES
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
-RULES = Rules()
 at = partial(builders.at, start=T0)
 click = partial(builders.click, session="s", start=T0)
 buy = partial(builders.buy, start=T0)

@@ -14,16 +14,15 @@ import pytest
 
 import streamproc.pipeline
 from streamproc.contracts import Contracts
-from streamproc.decisions.rules import Rules
-from streamproc.ingest.decode import Decoded, Decoder, Source, TimeBounds
+from streamproc.ingest.decode import Decoded, Source
 from streamproc.ingest.redact import redact
 from streamproc.ops.dlq import original_bytes
 from streamproc.ordering import Consumed
-from streamproc.runtime.processor import Ordering, Processor
+from streamproc.runtime import assemble
+from streamproc.runtime.processor import Processor
 from streamproc.runtime.store import MemoryStore
-from streamproc.settings import Settings
+from tests.builders import SETTINGS
 
-SETTINGS = Settings()
 KEYS = SETTINGS.pseudonymiser()
 
 
@@ -57,13 +56,10 @@ class Clock:
         return self.now
 
 
-def decoder(contracts: Contracts) -> Decoder:
-    s = SETTINGS
-    return Decoder(contracts.validators, s.fx_rates, s.base_currency, KEYS, TimeBounds(s.min_event_time, 3600))
-
-
-def processor(contracts: Contracts, store: MemoryStore, send: Any, order: Ordering | None = None) -> Processor:
-    return Processor(store, send, contracts, decoder(contracts), KEYS, 300.0, order or Ordering(idle_after_s=0.0))
+def processor(contracts: Contracts, store: MemoryStore, send: Any, idle_after_s: float = 0.0,
+              clock: Clock | None = None) -> Processor:
+    settings = SETTINGS.model_copy(update={"idle_after_s": idle_after_s})
+    return assemble.processor(settings, contracts, send, store=store, clock=clock)
 
 
 def run(*steps: Awaitable[None]) -> None:
@@ -78,8 +74,8 @@ def stats(store: MemoryStore) -> dict[str, float]:
 
 
 def test_events_wait_for_the_watermark_and_are_applied_once_it_passes(contracts: Contracts) -> None:
-    store, sent, clock = MemoryStore(Rules()), Published(), Clock()
-    proc = processor(contracts, store, sent, Ordering(idle_after_s=0.5, clock=clock))
+    store, sent, clock = assemble.memory_store(SETTINGS), Published(), Clock()
+    proc = processor(contracts, store, sent, idle_after_s=0.5, clock=clock)
 
     async def scenario() -> tuple[int, int]:
         await proc.handle([Consumed("clickstream", 0, 0, click(0))])  # other topics busy: held
@@ -94,7 +90,7 @@ def test_events_wait_for_the_watermark_and_are_applied_once_it_passes(contracts:
 
 
 def test_a_resent_event_is_applied_once(contracts: Contracts) -> None:
-    store = MemoryStore(Rules())
+    store = assemble.memory_store(SETTINGS)
     proc = processor(contracts, store, Published())
     run(proc.handle([Consumed("clickstream", 0, 0, click(0)), Consumed("clickstream", 0, 1, click(0))]))
     assert store.state.profiles[KEYS.customer("Z1")].events == 1
@@ -102,7 +98,7 @@ def test_a_resent_event_is_applied_once(contracts: Contracts) -> None:
 
 
 def test_redelivered_records_are_skipped_by_their_applied_offsets(contracts: Contracts) -> None:
-    store = MemoryStore(Rules())
+    store = assemble.memory_store(SETTINGS)
     proc = processor(contracts, store, Published())
     batch = [Consumed("clickstream", 0, i, click(i)) for i in range(5)]
     run(proc.handle(batch), proc.handle(batch[:3]), proc.handle(batch + [Consumed("clickstream", 0, 5, click(5))]))
@@ -116,7 +112,7 @@ class Died(BaseException):
 
 
 def test_an_outbox_committed_before_a_crash_is_published_by_the_next_batch(contracts: Contracts) -> None:
-    store, sent = MemoryStore(Rules()), Published()
+    store, sent = assemble.memory_store(SETTINGS), Published()
 
     async def die(topic: str, key: bytes, value: bytes) -> Awaitable[None]:
         raise Died
@@ -132,7 +128,7 @@ def test_an_outbox_committed_before_a_crash_is_published_by_the_next_batch(contr
 
 
 def test_bad_bytes_and_late_events_are_dead_lettered(contracts: Contracts) -> None:
-    store, sent = MemoryStore(Rules()), Published()
+    store, sent = assemble.memory_store(SETTINGS), Published()
     proc = processor(contracts, store, sent)
     run(proc.handle([Consumed("clickstream", 0, 0, click(50)), Consumed("clickstream", 0, 1, b"\xff{"),
                      Consumed("clickstream", 0, 2, click(1, minute=1))]))
@@ -156,7 +152,7 @@ def failing_on(monkeypatch: pytest.MonkeyPatch, event_id: str) -> None:
 
 
 def test_an_event_whose_processing_raises_is_dead_lettered_alone(contracts: Contracts, monkeypatch) -> None:
-    store, sent = MemoryStore(Rules()), Published()
+    store, sent = assemble.memory_store(SETTINGS), Published()
     failing_on(monkeypatch, KEYS.key("event", "e1"))
     run(processor(contracts, store, sent).handle([Consumed("clickstream", 0, i, click(i)) for i in range(3)]))
     (dead,) = sent.on("dead-letter")
@@ -170,8 +166,8 @@ def test_a_held_event_that_raises_is_dead_lettered_with_the_bytes_sent(contracts
     sent_bytes = orjson.dumps({"event_id": KEYS.key("event", "h1"), "type": "clickstream",
                                "customer_id": KEYS.customer("Z1"), "ts": "2026-01-01T10:05:00+00:00",
                                "session_id": KEYS.key("session", "s"), "page": "/", "action": "page_view"})
-    store, sent, clock = MemoryStore(Rules()), Published(), Clock()
-    proc = processor(contracts, store, sent, Ordering(idle_after_s=0.5, clock=clock))
+    store, sent, clock = assemble.memory_store(SETTINGS), Published(), Clock()
+    proc = processor(contracts, store, sent, idle_after_s=0.5, clock=clock)
     failing_on(monkeypatch, KEYS.key("event", "h1"))
 
     async def scenario() -> None:
@@ -184,15 +180,15 @@ def test_a_held_event_that_raises_is_dead_lettered_with_the_bytes_sent(contracts
     (dead,) = sent.on("dead-letter")
     assert (dead["reason"], dead["source_topic"], dead["offset"]) == ("processing_error", "clickstream", 7)
     assert original_bytes(dead) == sent_bytes
-    again = decoder(contracts).decode(original_bytes(dead), Source("clickstream", 0, 7), "clickstream",
+    again = SETTINGS.decoder(contracts).decode(original_bytes(dead), Source("clickstream", 0, 7), "clickstream",
                                       SETTINGS.min_event_time.replace(year=2026, month=6))
     assert isinstance(again, Decoded) and again.event.event_id == KEYS.key("event", "h1")
     assert store.state.buffer[0] == {}
 
 
 def test_a_held_event_keeps_the_bytes_sent_with_identifiers_keyed(contracts: Contracts, monkeypatch) -> None:
-    store, sent, clock = MemoryStore(Rules()), Published(), Clock()
-    proc = processor(contracts, store, sent, Ordering(idle_after_s=0.5, clock=clock))
+    store, sent, clock = assemble.memory_store(SETTINGS), Published(), Clock()
+    proc = processor(contracts, store, sent, idle_after_s=0.5, clock=clock)
     failing_on(monkeypatch, KEYS.key("event", "e3"))
 
     async def scenario() -> bytes:

@@ -25,7 +25,7 @@ from streamproc.state.sessions import (
 )
 
 T0 = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
-RULES = SessionRules()
+RULES = SessionRules(timedelta(minutes=30), timedelta(hours=1))
 Event = Click | Purchase
 
 
@@ -77,9 +77,9 @@ def test_empty_state_has_nothing_due() -> None:
 
 def test_rules_must_make_sense() -> None:
     with pytest.raises(ConfigError):
-        SessionRules(gap=timedelta(0))
+        SessionRules(gap=timedelta(0), abandon_after=RULES.abandon_after)
     with pytest.raises(ConfigError):
-        SessionRules(abandon_after=timedelta(minutes=-1))
+        SessionRules(gap=RULES.gap, abandon_after=timedelta(minutes=-1))
 
 
 def test_click_just_before_the_gap_continues_the_session() -> None:
@@ -248,7 +248,7 @@ def test_late_purchase_from_before_the_first_cart_add_does_not_convert() -> None
 
 
 def test_a_long_window_keeps_several_carts_pending_in_deadline_order() -> None:
-    rules = SessionRules(abandon_after=timedelta(hours=3))
+    rules = SessionRules(gap=RULES.gap, abandon_after=timedelta(hours=3))
     s, out = run([act(0, "add_to_cart", 1, 1.0), act(40, "add_to_cart", 1, 2.0)], rules=rules)
     s, out = advance(s, at(75), rules)
     assert [p.value for p in s.pending] == [1.0, 2.0] and next_due(s, rules) == at(180)
