@@ -38,7 +38,7 @@ from redis.exceptions import RedisError, WatchError
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Population
-from streamproc.eventtime import is_late, observe, partition_of, tp_key, watermarks
+from streamproc.eventtime import Arrivals, is_late, observe, partition_of, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder, Rejection, Source
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ingest.redact import redact
@@ -126,8 +126,7 @@ class Processor:
         self.order, self.refit, self.online = order or Ordering(), refit, online
         self.types = {t.name: t.event_type for t in contracts.inputs}
         self.topic = {r: contracts.one(r).name for r in ("segments", "alerts", "dead-letter", "training")}
-        self._arrivals: dict[str, float] = {}
-        self._started = self.order.clock()
+        self._arrivals = Arrivals(self.order.idle_after_s, self.order.clock())
         self._lock = asyncio.Lock()
 
     async def handle(self, records: list[RawRecord], partitions: Iterable[int] = ()) -> None:
@@ -222,14 +221,11 @@ class Processor:
             self.refit.poke(max(marks))
 
     def _arrived(self, records: Iterable[RawRecord]) -> None:
-        now = self.order.clock()
-        for r in records:
-            self._arrivals[tp_key(r.topic, r.partition)] = now
+        self._arrivals.arrived((tp_key(r.topic, r.partition) for r in records), self.order.clock())
 
     def _idle(self, tp: str, offsets: dict[str, int]) -> bool:
-        """Nothing left to read on ``tp`` and no record from it for ``idle_after_s``."""
-        quiet = self.order.clock() - self._arrivals.get(tp, self._started) >= self.order.idle_after_s
-        return quiet and not self.order.pending(tp, offsets.get(tp, -1))
+        """Nothing left to read on ``tp``, which is quiet (``eventtime.Arrivals``)."""
+        return self._arrivals.quiet(tp, self.order.clock()) and not self.order.pending(tp, offsets.get(tp, -1))
 
     def _release(self, intake: Intake, waiting: Waiting, wm: dict[int, float]) -> tuple[list[InputEvent], list[Held]]:
         """Events to apply now (at or below their partition's watermark, held ones included) and
