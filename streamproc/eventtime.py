@@ -11,11 +11,14 @@ order of application does not depend on how topics were interleaved when consume
 
 An event older than the high mark of its own topic-partition by more than the allowed
 lateness is late (``is_late``) and dead-lettered.
+
+Which topic-partitions are idle is judged by wall-clock arrivals (``Arrivals``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 
 def tp_key(topic: str, partition: int) -> str:
@@ -83,3 +86,51 @@ def is_late(high: Mapping[str, float], topic: str, partition: int, ts: float, la
     (True, False)
     """
     return ts < high.get(tp_key(topic, partition), float("-inf")) - lateness_s
+
+
+@dataclass
+class Arrivals:
+    """Wall-clock arrival of records, which says when an input topic-partition is quiet.
+
+    A topic-partition is quiet once ``idle_after_s`` has passed since the later of its own last
+    record and the moment its partition woke up; a partition wakes up when a record arrives
+    after none of its inputs delivered one for ``idle_after_s`` (or ever). Times are seconds of
+    any monotonic clock; ``started`` stands for arrivals before the first one.
+
+    Why the wake-up: after a pause (a replay starting, the next chunk of live traffic) the
+    consumer receives a partition's topics a few milliseconds apart, one fetch at a time, and
+    its high watermark of a topic not fetched since the pause still says "nothing to read".
+    Judged by its own last record alone, such a topic counts as idle from the first batch
+    of the burst on, the other topics move the watermark past its first records (days past,
+    in a replay), and those are then applied out of event-time order, after the session ends,
+    abandoned carts and other timers they should have preceded. With the wake-up every input
+    has ``idle_after_s`` from the start of a burst to deliver its part; steady traffic never
+    wakes a partition again, so a quiet topic there stops holding it back as before.
+
+    >>> a = Arrivals(idle_after_s=0.5, started=0.0)
+    >>> a.arrived(["clicks:1"], 20.0)  # a replay starts long after the worker did
+    >>> a.quiet("buys:1", 20.1), a.quiet("buys:1", 20.5), a.quiet("buys:0", 20.1)
+    (False, True, True)
+    >>> a.arrived(["clicks:1"], 20.3)  # steady traffic does not wake the partition again
+    >>> a.quiet("buys:1", 20.6), a.quiet("clicks:1", 20.6)
+    (True, False)
+    """
+
+    idle_after_s: float
+    started: float
+    last: dict[str, float] = field(default_factory=dict, init=False)
+    woke: dict[int, float] = field(default_factory=dict, init=False)
+    partition_last: dict[int, float] = field(default_factory=dict, init=False)
+
+    def arrived(self, tps: Iterable[str], now: float) -> None:
+        """Records of ``tps`` (``"topic:partition"`` keys) arrived at ``now``."""
+        for tp in tps:
+            p = partition_of(tp)
+            if now - self.partition_last.get(p, float("-inf")) >= self.idle_after_s:
+                self.woke[p] = now
+            self.partition_last[p] = self.last[tp] = now
+
+    def quiet(self, tp: str, now: float) -> bool:
+        """No record of ``tp`` for ``idle_after_s``, nor since its partition last woke up."""
+        since = max(self.last.get(tp, self.started), self.woke.get(partition_of(tp), self.started))
+        return now - since >= self.idle_after_s

@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Population
-from streamproc.eventtime import tp_key, watermarks
+from streamproc.eventtime import Arrivals, tp_key, watermarks
 from streamproc.ingest.decode import Decoded, Decoder
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Verdict, applied_offsets, fresh, intake
@@ -80,8 +80,7 @@ class Processor:
         self.types = {t.name: t.event_type for t in contracts.inputs}
         roles = ("segments", "alerts", "dead-letter", "training")
         self.outlets = Outlets({r: contracts.one(r).name for r in roles}, keys)
-        self._arrivals: dict[str, float] = {}
-        self._started = self.order.clock()
+        self._arrivals = Arrivals(self.order.idle_after_s, self.order.clock())
         self._lock = asyncio.Lock()
 
     async def handle(self, records: list[Consumed], partitions: Iterable[int] = ()) -> None:
@@ -195,14 +194,11 @@ class Processor:
             self.refit.poke(max(marks))
 
     def _arrived(self, sources: Iterable[Any]) -> None:
-        now = self.order.clock()
-        for s in sources:
-            self._arrivals[tp_key(s.topic, s.partition)] = now
+        self._arrivals.arrived((tp_key(s.topic, s.partition) for s in sources), self.order.clock())
 
     def _idle(self, tp: str, offsets: dict[str, int]) -> bool:
-        """Nothing left to read on ``tp`` and no record from it for ``idle_after_s``."""
-        quiet = self.order.clock() - self._arrivals.get(tp, self._started) >= self.order.idle_after_s
-        return quiet and not self.order.pending(tp, offsets.get(tp, -1))
+        """Nothing left to read on ``tp``, which is quiet (``eventtime.Arrivals``)."""
+        return self._arrivals.quiet(tp, self.order.clock()) and not self.order.pending(tp, offsets.get(tp, -1))
 
     async def _send(self, records: Iterable[Outgoing]) -> None:
         """Publish ``records`` and wait until the broker has acknowledged every one."""
