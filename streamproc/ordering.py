@@ -95,8 +95,8 @@ class Held:
         return self.record.partition
 
     @classmethod
-    def of(cls, record: Consumed, keys: Pseudonymiser) -> Held:
-        kept = redact(record.value or b"", keys)
+    def of(cls, record: Consumed, pseudonyms: Pseudonymiser) -> Held:
+        kept = redact(record.value or b"", pseudonyms)
         doc = {"topic": record.topic, "offset": record.offset, "type": type(record.ev).__name__,
                "event": record.ev, "original": base64.b64encode(kept).decode()}
         return cls(replace(record, value=kept), orjson.dumps(doc))
@@ -165,7 +165,7 @@ def late_message(high: Mapping[str, float], r: Consumed, lateness_s: float) -> s
 
 
 def release(events: Iterable[Consumed], waiting: Iterable[Held], watermarks: Mapping[int, float],
-            keys: Pseudonymiser) -> tuple[list[Consumed], list[Held]]:
+            pseudonyms: Pseudonymiser) -> tuple[list[Consumed], list[Held]]:
     """Events to apply now (at or below their partition's watermark, released held ones included)
     and events to hold until it passes them."""
     ready: list[Consumed] = []
@@ -174,13 +174,13 @@ def release(events: Iterable[Consumed], waiting: Iterable[Held], watermarks: Map
         if r.ev.ts.timestamp() <= watermarks[r.partition]:
             ready.append(r)
         else:
-            hold.append(Held.of(r, keys))
+            hold.append(Held.of(r, pseudonyms))
     return ready + [h.record for h in waiting], hold
 
 
-def dead_letter(rej: Rejection, keys: Pseudonymiser, rejected_at: datetime) -> dict[str, Any]:
+def dead_letter(rej: Rejection, pseudonyms: Pseudonymiser, rejected_at: datetime) -> dict[str, Any]:
     """The dead-letter record of a rejection: original bytes with identifiers keyed."""
-    raw = redact(rej.raw, keys)
+    raw = redact(rej.raw, pseudonyms)
     try:
         original, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

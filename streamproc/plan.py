@@ -80,10 +80,10 @@ class Changes:
 
 @dataclass(frozen=True)
 class Outlets:
-    """Where a batch's records go: output topic names by role, and the keys of dead letters."""
+    """Where a batch's records go: output topic names by role, and the pseudonymiser that keys dead letters."""
 
     topics: Mapping[str, str]
-    keys: Pseudonymiser
+    pseudonyms: Pseudonymiser
 
 
 @dataclass
@@ -108,7 +108,7 @@ def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None],
     """The changes of ``batch``: its ready events applied, its due timers fired, its rejections
     dead-lettered (at wall-clock time ``now``), its late events held."""
     intake, wm = batch.intake, waiting.watermarks
-    ready, hold = release(intake.events, waiting.held, wm, outlets.keys)
+    ready, hold = release(intake.events, waiting.held, wm, outlets.pseudonyms)
     where = {**intake.partition_of, **{h.event.customer_id: h.record.partition for h in waiting.held}}
     result = apply_batch(ready, profiles, population, rules, lambda r: r.ev)
     rejected, stats = _account(result, intake)
@@ -153,7 +153,7 @@ def _sweep(result: BatchResult[Consumed], profiles: Mapping[str, Profile | None]
 def outgoing(outputs: Iterable[Output], rejected: Iterable[Rejection], outlets: Outlets, now: datetime) -> list[Outgoing]:
     """``(topic, key, value)`` of every record the batch publishes, as its outbox holds them."""
     out = [(outlets.topics[ROLE[type(o)]], o.customer_id, orjson.dumps(o.to_dict()).decode()) for o in outputs]
-    out += [(outlets.topics["dead-letter"], rej.source.topic, orjson.dumps(dead_letter(rej, outlets.keys, now)).decode())
+    out += [(outlets.topics["dead-letter"], rej.source.topic, orjson.dumps(dead_letter(rej, outlets.pseudonyms, now)).decode())
             for rej in rejected]
     return out
 

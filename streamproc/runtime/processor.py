@@ -73,13 +73,13 @@ class Processor:
     """Applies batches of records; owns no Faust object, only a Store and a send function."""
 
     def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
-                 keys: Pseudonymiser, *, lateness_s: float, order: Ordering,
+                 pseudonyms: Pseudonymiser, *, lateness_s: float, order: Ordering,
                  refit: Refitter | None = None, online: OnlineModels | None = None) -> None:
         self.store, self.send, self.decoder, self.lateness_s = store, send, decoder, lateness_s
         self.order, self.refit, self.online = order, refit, online
         self.types = {t.name: t.event_type for t in contracts.inputs}
         roles = ("segments", "alerts", "dead-letter", "training")
-        self.outlets = Outlets({r: contracts.one(r).name for r in roles}, keys)
+        self.outlets = Outlets({r: contracts.one(r).name for r in roles}, pseudonyms)
         self._arrivals = Arrivals(self.order.idle_after_s, self.order.clock())
         self._lock = asyncio.Lock()
 

@@ -116,7 +116,7 @@ def worker_rate(stack: Stack, worker: Any, n: int, opts: BenchOptions) -> float:
     return n / max(c["last_at"] - c["first_at"], 1e-9)
 
 
-def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, keys: Pseudonymiser) -> Iterator[ProducerRecord]:
+def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, pseudonyms: Pseudonymiser) -> Iterator[ProducerRecord]:
     """Single clicks of brand-new customers at the current time, each stamped (under the key
     its id gets at ingestion) with the moment it is handed to the producer."""
     for i in range(n):
@@ -124,7 +124,7 @@ def latency_events(n: int, sent_at: dict[str, float], contracts: Contracts, keys
         e = {"event_id": f"lat-{i}", "type": "clickstream", "customer_id": f"LAT{i:06d}",
              "ts": datetime.fromtimestamp(now, timezone.utc).isoformat(), "session_id": f"lat-{i}",
              "page": "/", "action": "page_view"}
-        sent_at[keys.key("event", e["event_id"])] = now
+        sent_at[pseudonyms.key("event", e["event_id"])] = now
         yield from event_records(contracts, [e])
 
 
@@ -146,9 +146,9 @@ async def _collect(kafka_url: str, topic: str, ids: dict[str, float], timeout_s:
     return sorted(lat.values())
 
 
-def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions, keys: Pseudonymiser) -> list[float]:
+def latencies(stack: Stack, contracts: Contracts, opts: BenchOptions, pseudonyms: Pseudonymiser) -> list[float]:
     sent_at: dict[str, float] = {}
-    records = latency_events(opts.latency_events, sent_at, contracts, keys)
+    records = latency_events(opts.latency_events, sent_at, contracts, pseudonyms)
     asyncio.run(publish(stack.kafka_url, records, rate=opts.latency_rate, chunk=100))
     lat = asyncio.run(_collect(stack.kafka_url, contracts.one("segments").name, sent_at, 60))
     if len(lat) < opts.latency_events:

@@ -80,12 +80,12 @@ def run(config: GeneratorConfig, settings: Settings) -> Report:
     for o in result.outputs + swept.outputs:
         if isinstance(o, SegmentChange) and o.new == "at_risk" and o.customer_id not in first:
             first[o.customer_id] = o
-    keys = settings.pseudonymiser()
+    pseudonyms = settings.pseudonymiser()
     truth = ground_truth(config)
     leads, after, reasons, never = [], 0, Counter[str](), 0
     others, other_reasons = 0, Counter[str]()
     for raw, t in truth.items():
-        flag = first.get(keys.customer(raw))
+        flag = first.get(pseudonyms.customer(raw))
         if t.persona != "drifting" or not t.churned:
             others += 1
             if flag is not None and flag.ts <= t.last_active:
