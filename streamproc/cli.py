@@ -356,44 +356,14 @@ def models(as_json: bool) -> None:
     churn and satisfaction models (prequential metrics on matured labels, whole stream and rolling,
     drift state) and the population fits (lifetime-value parameters, cluster model)."""
     import orjson
-    import redis as redis_sync
 
-    from streamproc.runtime.redis_keys import RedisKeys
+    from streamproc.ops.models import model_lines, read_models
 
     s = get_settings()
     if not s.redis_url:
         raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
-    keys = RedisKeys(s.key_prefix)
-    r = redis_sync.Redis.from_url(s.redis_url)
-    online = r.hmget(keys.online_models, "version", "figures", "published_at")
-    pop = r.hmget(keys.models, "version", "fitted_at", "ltv", "customers", "next_fit")
-    doc = {
-        "online": {"version": int(online[0] or 0), "figures": orjson.loads(online[1]) if online[1] else None},
-        "population": {"version": int(pop[0] or 0), "fitted_at": pop[1] and pop[1].decode(),
-                       "ltv": orjson.loads(pop[2]) if pop[2] else None, "customers": int(pop[3] or 0)},
-    }
-    if as_json:
-        click.echo(orjson.dumps(doc).decode())
-        return
-    figs = doc["online"]["figures"]
-    click.echo(f"online models: version {doc['online']['version']}" + ("" if figs else " (nothing learned yet)"))
-    if figs:
-        c, m = figs["churn"], figs["satisfaction"]
-        b = c["baselines"]
-        click.echo(f"  churn        learned {c['learned']:,}; labels {c['labels']:,} ({c['positives']:,} churned); "
-                   f"AUC {_fmt(c['auc'])} (last {c['rolling']['labels']:,}: {_fmt(c['rolling']['auc'])}); "
-                   f"log loss {_fmt(c['log_loss'])}; ECE {_fmt(c['ece'])}; recency AUC {_fmt(b['recency']['auc'])}; "
-                   f"P(alive) AUC {_fmt(b['palive']['auc'])}; drifts {c['drift']['detections']}")
-        click.echo(f"  satisfaction learned {m['learned']:,}; MAE {_fmt(m['mae'])} (last {m['rolling']['labels']:,}: "
-                   f"{_fmt(m['rolling']['mae'])}); RMSE {_fmt(m['rmse'])}; R2 {_fmt(m['r2'])}; "
-                   f"running-mean MAE {_fmt(m['mean_baseline_mae'])}; drifts {m['drift']['detections']}")
-    p = doc["population"]
-    click.echo(f"population fit: version {p['version']}" + (
-        f", at event time {p['fitted_at']} on {p['customers']:,} customers" if p["version"] else " (not fitted yet)"))
-    if p["ltv"]:
-        v = p["ltv"]
-        click.echo(f"  BG/NBD r={v['r']:.3f} alpha={v['alpha']:.3f} a={v['a']:.3f} b={v['b']:.3f}; "
-                   f"Gamma-Gamma p={v['p']:.3f} q={v['q']:.3f} v={v['v']:.3f}")
+    doc = read_models(s.redis_url, s.key_prefix)
+    click.echo(orjson.dumps(doc).decode() if as_json else "\n".join(model_lines(doc)))
 
 
 @cli.command("early-warning")
