@@ -458,10 +458,10 @@ def _kafka_url() -> str:
 
 def _dead_letters() -> list[dict]:
     from streamproc.contracts import load_contracts
-    from streamproc.ops.dlq import read_all
+    from streamproc.ops.dlq import read_dead_letters
 
-    topic = load_contracts(get_settings().topics_dir).one("dead-letter").name
-    return asyncio.run(read_all(_kafka_url(), topic))
+    contracts = load_contracts(get_settings().topics_dir)
+    return read_dead_letters(_kafka_url(), contracts)
 
 
 @cli.group(invoke_without_command=True)
@@ -477,24 +477,10 @@ def dlq(ctx: click.Context, samples: int, as_json: bool) -> None:
         return
     import orjson
 
-    from streamproc.ops.dlq import summarise
+    from streamproc.ops.dlq import summarise, summary_lines
 
     summary = summarise(_dead_letters(), samples)
-    if as_json:
-        click.echo(orjson.dumps(summary).decode())
-        return
-    click.echo(f"{summary['total']:,} dead-lettered records")
-    for reason, n in summary["by_reason"].items():
-        click.echo(f"  {reason:<20} {n:>8,}")
-        for ex in summary["samples"][reason]:
-            click.echo(f"      {ex['source']}: {ex['message'][:100]}")
-    for topic, n in summary["by_topic"].items():
-        click.echo(f"  from {topic:<15} {n:>8,}")
-
-
-def _position(text: str) -> tuple[str, int, int]:
-    topic, partition, offset = text.rsplit(":", 2)
-    return topic, int(partition), int(offset)
+    click.echo(orjson.dumps(summary).decode() if as_json else "\n".join(summary_lines(summary)))
 
 
 @dlq.command("replay")
@@ -509,15 +495,14 @@ def dlq_replay(reasons: tuple[str, ...], topic: str | None, positions: tuple[str
     """Re-publish chosen dead-lettered records to the topic and partition they came from,
     after the cause is fixed (a currency rate added, a contract widened, a producer patched).
     """
-    from streamproc.ops.dlq import Selection, replay
+    from streamproc.ops.dlq import Selection, position, replay, replay_line
 
     if not (reasons or topic or positions or everything):
         raise click.UsageError("choose records with --reason, --topic, --at, or --all")
     chosen = [r for r in _dead_letters()
-              if Selection(frozenset(reasons), topic, frozenset(_position(p) for p in positions))(r)]
+              if Selection(frozenset(reasons), topic, frozenset(position(p) for p in positions))(r)]
     for r in chosen:
-        click.echo(f"{'would replay' if dry_run else 'replaying'} {r['source_topic']}[{r['partition']}]"
-                   f"@{r['offset']} ({r['reason']})")
+        click.echo(replay_line(r, dry_run))
     if not dry_run:
         n = asyncio.run(replay(_kafka_url(), chosen))
         click.echo(f"replayed {n} record(s)")
