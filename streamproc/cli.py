@@ -389,18 +389,7 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 
     with Console(stderr=True).status(f"generating {customers} customers x {days} days and running the pipeline"):
         report = run(GeneratorConfig(customers=customers, days=days, seed=seed), get_settings())
-    if as_json:
-        click.echo(orjson.dumps(report.to_dict()).decode())
-        return
-    r = report
-    click.echo(f"drifting customers who stop: {r.drifting}")
-    click.echo(f"  at_risk before their last event: {r.flagged_before_last} "
-               f"({100 * r.flagged_before_last / max(r.drifting, 1):.0f}%), median lead {r.median_lead_days} days "
-               f"(quartiles {r.lead_p25_days} - {r.lead_p75_days})")
-    click.echo(f"  at_risk only after it: {r.flagged_after_last}; never: {r.never_flagged}")
-    click.echo(f"  first flag by reason: {r.first_reasons}")
-    click.echo(f"customers who stay: {r.others}; flagged at_risk while still active: {r.others_flagged_while_active} "
-               f"(by reason: {r.others_reasons})")
+    click.echo(orjson.dumps(report.to_dict()).decode() if as_json else "\n".join(report.lines()))
 
 
 @cli.command()
