@@ -302,11 +302,10 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     import orjson
     from rich.console import Console
     from rich.progress import Progress as Bar
-    from rich.table import Table
 
     from streamproc.sim.generator import GeneratorConfig
     from streamproc.tools.evaluate import evaluate as run
-    from streamproc.tools.evaluate import file_events, generated_events, plot, require_plotting
+    from streamproc.tools.evaluate import file_events, generated_events, plot, render, require_plotting
 
     if plot_path:
         require_plotting()
@@ -318,35 +317,12 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     with Bar(console=err, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(events))
         result = run(events, s, step_days, s.ltv_refit_days, lambda done, total: bar.update(task, completed=done))
-    table = Table(title="metrics over event time (whole stream so far)")
-    table.add_column("event time", no_wrap=True)
-    for col in ("labels", "churn AUC", "recency", "P(alive)", "sat. MAE", "mean MAE"):
-        table.add_column(col, justify="right")
-    every = max(len(result.timeline) // 12, 1)
-    for row in result.timeline[every - 1::every]:
-        table.add_row(row["at"][:10], f"{row['labels']:,}", *(_fmt(row[k]) for k in (
-            "churn_auc", "recency_auc", "palive_auc", "satisfaction_mae", "mean_baseline_mae")))
     console = Console()
-    console.print(table)
-    final = result.final()
-    summary = Table(title=f"final: {final['labels_matured']:,} churn labels matured "
-                          f"({final['churn_positives']:,} churned), {final['satisfaction_labels']:,} ratings")
-    for col in ("", "model", "baseline", "baseline"):
-        summary.add_column(col, justify="right")
-    summary.add_row("churn ROC AUC", _fmt(final["churn_auc"]), f"recency {_fmt(final['recency_auc'])}",
-                    f"P(alive) {_fmt(final['palive_auc'])}")
-    summary.add_row("churn log loss / ECE", f"{_fmt(final['churn_log_loss'])} / {_fmt(final['churn_ece'])}", "", "")
-    summary.add_row("satisfaction MAE", _fmt(final["satisfaction_mae"]), f"running mean {_fmt(final['mean_baseline_mae'])}", "")
-    summary.add_row("satisfaction RMSE / R2", f"{_fmt(final['satisfaction_rmse'])} / {_fmt(final['satisfaction_r2'])}", "", "")
-    console.print(summary)
+    console.print(render(result))
     if plot_path:
         console.print(f"plot: {plot(result, plot_path)}")
     if as_json:
-        click.echo(orjson.dumps(final).decode())
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+        click.echo(orjson.dumps(result.final()).decode())
 
 
 @cli.command()
