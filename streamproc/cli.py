@@ -6,17 +6,11 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from streamproc.errors import StreamprocError
 from streamproc.settings import get_settings
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from rich.console import Console
 
 
 def _logging(level: str) -> None:
@@ -104,21 +98,14 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     import orjson
     from rich.console import Console
 
-    from streamproc.tools.demo import DemoOptions, run_demo
+    from streamproc.tools.demo import DemoOptions, print_summary, run_demo
 
     console = Console(stderr=as_json)
     result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s, dirty), console)
     if as_json:
         click.echo(orjson.dumps(result).decode())
     else:
-        _print_summary(console, result)
-
-
-def _print_summary(console: Console, result: dict) -> None:
-    from rich.pretty import Pretty
-
-    console.rule("summary")
-    console.print(Pretty(result))
+        print_summary(console, result)
 
 
 @cli.command()
@@ -138,49 +125,24 @@ def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, pu
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
     """
-    import orjson
-
-    from streamproc.sim.dirty import dirty as make_dirty
+    from streamproc.contracts import load_contracts
     from streamproc.sim.generator import GeneratorConfig
-    from streamproc.sim.generator import generate as gen
+    from streamproc.tools.generate import out_format, publish_events, write_csv, write_jsonl
 
-    events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
-    if not publish and (fmt or ("csv" if out.lower().endswith(".csv") else "jsonl")) == "csv":
-        _write_csv(events, out, dirty)
-        return
-    pairs = make_dirty(events, seed) if dirty else ((e, orjson.dumps(e)) for e in events)
+    config = GeneratorConfig(customers=customers, days=days, seed=seed)
     if publish:
-        _publish_pairs(pairs)
-        return
-    with click.open_file(out, "wb") as f:
-        for _, raw in pairs:
-            f.write(raw.replace(b"\n", b" ") + b"\n")
-
-
-def _write_csv(events: Iterable[dict], out: str, dirty: bool) -> None:
-    from streamproc.contracts import load_contracts
-    from streamproc.tools.replay import write_native_csv
-
-    if dirty:
-        raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
-    with click.open_file(out, "wb") as f:
-        write_native_csv(events, f, load_contracts(get_settings().topics_dir))
-
-
-def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
-    from rich.progress import Progress
-
-    from streamproc.contracts import load_contracts
-    from streamproc.ops.produce import publish, raw_records
-
-    s = get_settings()
-    if not s.kafka_url:
-        raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
-    with Progress(transient=False) as progress:
-        task = progress.add_task("publishing", total=None)
-        n = asyncio.run(publish(s.kafka_url, raw_records(load_contracts(s.topics_dir), pairs),
-                                on_sent=lambda k: progress.update(task, completed=k)))
-    click.echo(f"published {n:,} records")
+        s = get_settings()
+        if not s.kafka_url:
+            raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
+        click.echo(f"published {publish_events(config, dirty, s.kafka_url, load_contracts(s.topics_dir)):,} records")
+    elif out_format(out, fmt) == "csv":
+        if dirty:
+            raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
+        with click.open_file(out, "wb") as f:
+            write_csv(config, f, load_contracts(get_settings().topics_dir))
+    else:
+        with click.open_file(out, "wb") as f:
+            write_jsonl(config, dirty, f)
 
 
 @cli.command()
