@@ -6,17 +6,11 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from streamproc.errors import StreamprocError
 from streamproc.settings import get_settings
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from rich.console import Console
 
 
 def _logging(level: str) -> None:
@@ -104,21 +98,14 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     import orjson
     from rich.console import Console
 
-    from streamproc.tools.demo import DemoOptions, run_demo
+    from streamproc.tools.demo import DemoOptions, print_summary, run_demo
 
     console = Console(stderr=as_json)
     result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s, dirty), console)
     if as_json:
         click.echo(orjson.dumps(result).decode())
     else:
-        _print_summary(console, result)
-
-
-def _print_summary(console: Console, result: dict) -> None:
-    from rich.pretty import Pretty
-
-    console.rule("summary")
-    console.print(Pretty(result))
+        print_summary(console, result)
 
 
 @cli.command()
@@ -138,49 +125,24 @@ def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, pu
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
     """
-    import orjson
-
-    from streamproc.sim.dirty import dirty as make_dirty
+    from streamproc.contracts import load_contracts
     from streamproc.sim.generator import GeneratorConfig
-    from streamproc.sim.generator import generate as gen
+    from streamproc.tools.generate import out_format, publish_events, write_csv, write_jsonl
 
-    events = gen(GeneratorConfig(customers=customers, days=days, seed=seed))
-    if not publish and (fmt or ("csv" if out.lower().endswith(".csv") else "jsonl")) == "csv":
-        _write_csv(events, out, dirty)
-        return
-    pairs = make_dirty(events, seed) if dirty else ((e, orjson.dumps(e)) for e in events)
+    config = GeneratorConfig(customers=customers, days=days, seed=seed)
     if publish:
-        _publish_pairs(pairs)
-        return
-    with click.open_file(out, "wb") as f:
-        for _, raw in pairs:
-            f.write(raw.replace(b"\n", b" ") + b"\n")
-
-
-def _write_csv(events: Iterable[dict], out: str, dirty: bool) -> None:
-    from streamproc.contracts import load_contracts
-    from streamproc.tools.replay import write_native_csv
-
-    if dirty:
-        raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
-    with click.open_file(out, "wb") as f:
-        write_native_csv(events, f, load_contracts(get_settings().topics_dir))
-
-
-def _publish_pairs(pairs: Iterable[tuple[dict, bytes]]) -> None:
-    from rich.progress import Progress
-
-    from streamproc.contracts import load_contracts
-    from streamproc.ops.produce import publish, raw_records
-
-    s = get_settings()
-    if not s.kafka_url:
-        raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
-    with Progress(transient=False) as progress:
-        task = progress.add_task("publishing", total=None)
-        n = asyncio.run(publish(s.kafka_url, raw_records(load_contracts(s.topics_dir), pairs),
-                                on_sent=lambda k: progress.update(task, completed=k)))
-    click.echo(f"published {n:,} records")
+        s = get_settings()
+        if not s.kafka_url:
+            raise click.UsageError("--publish needs STREAMPROC_KAFKA_URL (e.g. from 'streamproc dev')")
+        click.echo(f"published {publish_events(config, dirty, s.kafka_url, load_contracts(s.topics_dir)):,} records")
+    elif out_format(out, fmt) == "csv":
+        if dirty:
+            raise click.UsageError("--dirty records are not all JSON, so they cannot be CSV rows: write JSON Lines")
+        with click.open_file(out, "wb") as f:
+            write_csv(config, f, load_contracts(get_settings().topics_dir))
+    else:
+        with click.open_file(out, "wb") as f:
+            write_jsonl(config, dirty, f)
 
 
 @cli.command()
@@ -302,11 +264,10 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     import orjson
     from rich.console import Console
     from rich.progress import Progress as Bar
-    from rich.table import Table
 
     from streamproc.sim.generator import GeneratorConfig
     from streamproc.tools.evaluate import evaluate as run
-    from streamproc.tools.evaluate import file_events, generated_events, plot, require_plotting
+    from streamproc.tools.evaluate import file_events, generated_events, plot, render, require_plotting
 
     if plot_path:
         require_plotting()
@@ -318,35 +279,12 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     with Bar(console=err, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(events))
         result = run(events, s, step_days, s.ltv_refit_days, lambda done, total: bar.update(task, completed=done))
-    table = Table(title="metrics over event time (whole stream so far)")
-    table.add_column("event time", no_wrap=True)
-    for col in ("labels", "churn AUC", "recency", "P(alive)", "sat. MAE", "mean MAE"):
-        table.add_column(col, justify="right")
-    every = max(len(result.timeline) // 12, 1)
-    for row in result.timeline[every - 1::every]:
-        table.add_row(row["at"][:10], f"{row['labels']:,}", *(_fmt(row[k]) for k in (
-            "churn_auc", "recency_auc", "palive_auc", "satisfaction_mae", "mean_baseline_mae")))
     console = Console()
-    console.print(table)
-    final = result.final()
-    summary = Table(title=f"final: {final['labels_matured']:,} churn labels matured "
-                          f"({final['churn_positives']:,} churned), {final['satisfaction_labels']:,} ratings")
-    for col in ("", "model", "baseline", "baseline"):
-        summary.add_column(col, justify="right")
-    summary.add_row("churn ROC AUC", _fmt(final["churn_auc"]), f"recency {_fmt(final['recency_auc'])}",
-                    f"P(alive) {_fmt(final['palive_auc'])}")
-    summary.add_row("churn log loss / ECE", f"{_fmt(final['churn_log_loss'])} / {_fmt(final['churn_ece'])}", "", "")
-    summary.add_row("satisfaction MAE", _fmt(final["satisfaction_mae"]), f"running mean {_fmt(final['mean_baseline_mae'])}", "")
-    summary.add_row("satisfaction RMSE / R2", f"{_fmt(final['satisfaction_rmse'])} / {_fmt(final['satisfaction_r2'])}", "", "")
-    console.print(summary)
+    console.print(render(result))
     if plot_path:
         console.print(f"plot: {plot(result, plot_path)}")
     if as_json:
-        click.echo(orjson.dumps(final).decode())
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+        click.echo(orjson.dumps(result.final()).decode())
 
 
 @cli.command()
@@ -356,44 +294,14 @@ def models(as_json: bool) -> None:
     churn and satisfaction models (prequential metrics on matured labels, whole stream and rolling,
     drift state) and the population fits (lifetime-value parameters, cluster model)."""
     import orjson
-    import redis as redis_sync
 
-    from streamproc.runtime.redis_keys import RedisKeys
+    from streamproc.ops.models import model_lines, read_models
 
     s = get_settings()
     if not s.redis_url:
         raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
-    keys = RedisKeys(s.key_prefix)
-    r = redis_sync.Redis.from_url(s.redis_url)
-    online = r.hmget(keys.online_models, "version", "figures", "published_at")
-    pop = r.hmget(keys.models, "version", "fitted_at", "ltv", "customers", "next_fit")
-    doc = {
-        "online": {"version": int(online[0] or 0), "figures": orjson.loads(online[1]) if online[1] else None},
-        "population": {"version": int(pop[0] or 0), "fitted_at": pop[1] and pop[1].decode(),
-                       "ltv": orjson.loads(pop[2]) if pop[2] else None, "customers": int(pop[3] or 0)},
-    }
-    if as_json:
-        click.echo(orjson.dumps(doc).decode())
-        return
-    figs = doc["online"]["figures"]
-    click.echo(f"online models: version {doc['online']['version']}" + ("" if figs else " (nothing learned yet)"))
-    if figs:
-        c, m = figs["churn"], figs["satisfaction"]
-        b = c["baselines"]
-        click.echo(f"  churn        learned {c['learned']:,}; labels {c['labels']:,} ({c['positives']:,} churned); "
-                   f"AUC {_fmt(c['auc'])} (last {c['rolling']['labels']:,}: {_fmt(c['rolling']['auc'])}); "
-                   f"log loss {_fmt(c['log_loss'])}; ECE {_fmt(c['ece'])}; recency AUC {_fmt(b['recency']['auc'])}; "
-                   f"P(alive) AUC {_fmt(b['palive']['auc'])}; drifts {c['drift']['detections']}")
-        click.echo(f"  satisfaction learned {m['learned']:,}; MAE {_fmt(m['mae'])} (last {m['rolling']['labels']:,}: "
-                   f"{_fmt(m['rolling']['mae'])}); RMSE {_fmt(m['rmse'])}; R2 {_fmt(m['r2'])}; "
-                   f"running-mean MAE {_fmt(m['mean_baseline_mae'])}; drifts {m['drift']['detections']}")
-    p = doc["population"]
-    click.echo(f"population fit: version {p['version']}" + (
-        f", at event time {p['fitted_at']} on {p['customers']:,} customers" if p["version"] else " (not fitted yet)"))
-    if p["ltv"]:
-        v = p["ltv"]
-        click.echo(f"  BG/NBD r={v['r']:.3f} alpha={v['alpha']:.3f} a={v['a']:.3f} b={v['b']:.3f}; "
-                   f"Gamma-Gamma p={v['p']:.3f} q={v['q']:.3f} v={v['v']:.3f}")
+    doc = read_models(s.redis_url, s.key_prefix)
+    click.echo(orjson.dumps(doc).decode() if as_json else "\n".join(model_lines(doc)))
 
 
 @cli.command("early-warning")
@@ -419,18 +327,7 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 
     with Console(stderr=True).status(f"generating {customers} customers x {days} days and running the pipeline"):
         report = run(GeneratorConfig(customers=customers, days=days, seed=seed), get_settings())
-    if as_json:
-        click.echo(orjson.dumps(report.to_dict()).decode())
-        return
-    r = report
-    click.echo(f"drifting customers who stop: {r.drifting}")
-    click.echo(f"  at_risk before their last event: {r.flagged_before_last} "
-               f"({100 * r.flagged_before_last / max(r.drifting, 1):.0f}%), median lead {r.median_lead_days} days "
-               f"(quartiles {r.lead_p25_days} - {r.lead_p75_days})")
-    click.echo(f"  at_risk only after it: {r.flagged_after_last}; never: {r.never_flagged}")
-    click.echo(f"  first flag by reason: {r.first_reasons}")
-    click.echo(f"customers who stay: {r.others}; flagged at_risk while still active: {r.others_flagged_while_active} "
-               f"(by reason: {r.others_reasons})")
+    click.echo(orjson.dumps(report.to_dict()).decode() if as_json else "\n".join(report.lines()))
 
 
 @cli.command()
@@ -488,10 +385,10 @@ def _kafka_url() -> str:
 
 def _dead_letters() -> list[dict]:
     from streamproc.contracts import load_contracts
-    from streamproc.ops.dlq import read_all
+    from streamproc.ops.dlq import read_dead_letters
 
-    topic = load_contracts(get_settings().topics_dir).one("dead-letter").name
-    return asyncio.run(read_all(_kafka_url(), topic))
+    contracts = load_contracts(get_settings().topics_dir)
+    return read_dead_letters(_kafka_url(), contracts)
 
 
 @cli.group(invoke_without_command=True)
@@ -507,24 +404,10 @@ def dlq(ctx: click.Context, samples: int, as_json: bool) -> None:
         return
     import orjson
 
-    from streamproc.ops.dlq import summarise
+    from streamproc.ops.dlq import summarise, summary_lines
 
     summary = summarise(_dead_letters(), samples)
-    if as_json:
-        click.echo(orjson.dumps(summary).decode())
-        return
-    click.echo(f"{summary['total']:,} dead-lettered records")
-    for reason, n in summary["by_reason"].items():
-        click.echo(f"  {reason:<20} {n:>8,}")
-        for ex in summary["samples"][reason]:
-            click.echo(f"      {ex['source']}: {ex['message'][:100]}")
-    for topic, n in summary["by_topic"].items():
-        click.echo(f"  from {topic:<15} {n:>8,}")
-
-
-def _position(text: str) -> tuple[str, int, int]:
-    topic, partition, offset = text.rsplit(":", 2)
-    return topic, int(partition), int(offset)
+    click.echo(orjson.dumps(summary).decode() if as_json else "\n".join(summary_lines(summary)))
 
 
 @dlq.command("replay")
@@ -539,15 +422,14 @@ def dlq_replay(reasons: tuple[str, ...], topic: str | None, positions: tuple[str
     """Re-publish chosen dead-lettered records to the topic and partition they came from,
     after the cause is fixed (a currency rate added, a contract widened, a producer patched).
     """
-    from streamproc.ops.dlq import Selection, replay
+    from streamproc.ops.dlq import Selection, position, replay, replay_line
 
     if not (reasons or topic or positions or everything):
         raise click.UsageError("choose records with --reason, --topic, --at, or --all")
     chosen = [r for r in _dead_letters()
-              if Selection(frozenset(reasons), topic, frozenset(_position(p) for p in positions))(r)]
+              if Selection(frozenset(reasons), topic, frozenset(position(p) for p in positions))(r)]
     for r in chosen:
-        click.echo(f"{'would replay' if dry_run else 'replaying'} {r['source_topic']}[{r['partition']}]"
-                   f"@{r['offset']} ({r['reason']})")
+        click.echo(replay_line(r, dry_run))
     if not dry_run:
         n = asyncio.run(replay(_kafka_url(), chosen))
         click.echo(f"replayed {n} record(s)")

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 from rich.console import Console, Group
 from rich.live import Live
+from rich.pretty import Pretty
 from rich.table import Table
 
 from streamproc.contracts import Contracts, load_contracts
@@ -25,9 +25,9 @@ from streamproc.errors import StackError
 from streamproc.ops.produce import ProducerRecord, publish, raw_records
 from streamproc.ops.stats import StatsReader, Totals
 from streamproc.settings import Settings
-from streamproc.sim.dirty import dirty
 from streamproc.sim.generator import GeneratorConfig, generate
 from streamproc.tools.dev import prepare
+from streamproc.tools.generate import event_pairs
 from streamproc.tools.stack import Stack, scratch_dir, start_worker, stop_process
 
 
@@ -57,7 +57,7 @@ def first_events(events: int, days: int, seed: int, customers: int | None = None
 def demo_records(opts: DemoOptions, contracts: Contracts) -> tuple[list[ProducerRecord], str]:
     """``opts.events`` input records (dirtied with ``--dirty``) and one customer id among them."""
     events = first_events(opts.events, opts.days, opts.seed, opts.customers)
-    pairs = dirty(events, opts.seed) if opts.dirty else ((e, orjson.dumps(e)) for e in events)
+    pairs = event_pairs(events, opts.seed, opts.dirty)
     chosen = list(itertools.islice(pairs, opts.events))
     return list(raw_records(contracts, chosen)), chosen[-1][0]["customer_id"]
 
@@ -109,6 +109,12 @@ def summary(snap: Totals, seconds: float, sample: dict[str, Any] | None) -> dict
         "duplicates": snap.count("duplicates"), "corrections": snap.by_prefix("fix"), "late": snap.by_prefix("late"), "by_topic": snap.by_topic, "lifecycle": snap.lifecycle,
         "seconds": round(seconds, 2), "sample_profile": sample,
     }
+
+
+def print_summary(console: Console, result: dict[str, Any]) -> None:
+    """The summary under a rule, as a pretty-printed dict."""
+    console.rule("summary")
+    console.print(Pretty(result))
 
 
 def watch(stack: Stack, worker: Any, pub: Publisher, total: int, opts: DemoOptions, console: Console) -> Totals:

@@ -47,6 +47,19 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def lines(self) -> list[str]:
+        """The report as text: the drifting customers who stop, then the customers who stay."""
+        share = 100 * self.flagged_before_last / max(self.drifting, 1)
+        return [
+            f"drifting customers who stop: {self.drifting}",
+            (f"  at_risk before their last event: {self.flagged_before_last} ({share:.0f}%), median lead "
+             f"{self.median_lead_days} days (quartiles {self.lead_p25_days} - {self.lead_p75_days})"),
+            f"  at_risk only after it: {self.flagged_after_last}; never: {self.never_flagged}",
+            f"  first flag by reason: {self.first_reasons}",
+            (f"customers who stay: {self.others}; flagged at_risk while still active: "
+             f"{self.others_flagged_while_active} (by reason: {self.others_reasons})"),
+        ]
+
 
 def decoded_events(config: GeneratorConfig, settings: Settings) -> list[Any]:
     """The generated events, decoded and keyed as the worker would, in event-time order."""

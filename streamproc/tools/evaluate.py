@@ -3,7 +3,8 @@
 In: a generated history (``GeneratorConfig``) or a history file read through the replay
 mapping (``streamproc.tools.replay``). Out: ``Evaluation`` - the metrics over event time (one row
 per ``step_days``), the final figures of the models and of the baselines on the same matured
-labels; on request (``plot``), a PNG plot of AUC and MAE over event time.
+labels; as text (``render``), a table of the metrics over event time and one of the final
+figures; on request (``plot``), a PNG plot of AUC and MAE over event time.
 
 The events go through the worker's decoder and pure pipeline, one event-time step at a time;
 the examples whose labels mature are learned by the same ``LearnerState`` the runtime learner
@@ -25,12 +26,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
+
 from streamproc.contracts import load_contracts
 from streamproc.decisions.rules import Population
 from streamproc.errors import ExtraMissing
 from streamproc.ingest.decode import Decoded, Source
 from streamproc.models import ltv
 from streamproc.models.training import LearnerState
+from streamproc.ops.models import metric_text
 from streamproc.pipeline import apply_batch, sweep
 from streamproc.records import Example, InputEvent
 from streamproc.settings import Settings
@@ -147,6 +152,37 @@ def _row(at: datetime, state: LearnerState) -> dict[str, Any]:
         "satisfaction_mae": sat["mae"], "satisfaction_mae_rolling": sat["rolling"]["mae"],
         "mean_baseline_mae": sat["mean_baseline_mae"],
     }
+
+
+def render(ev: Evaluation) -> Group:
+    """The metrics over event time (about twelve rows) and the final figures, as two tables."""
+    return Group(_timeline_table(ev.timeline), _final_table(ev.final()))
+
+
+def _timeline_table(timeline: list[dict[str, Any]]) -> Table:
+    table = Table(title="metrics over event time (whole stream so far)")
+    table.add_column("event time", no_wrap=True)
+    for col in ("labels", "churn AUC", "recency", "P(alive)", "sat. MAE", "mean MAE"):
+        table.add_column(col, justify="right")
+    every = max(len(timeline) // 12, 1)
+    for row in timeline[every - 1::every]:
+        table.add_row(row["at"][:10], f"{row['labels']:,}", *(metric_text(row[k]) for k in (
+            "churn_auc", "recency_auc", "palive_auc", "satisfaction_mae", "mean_baseline_mae")))
+    return table
+
+
+def _final_table(final: dict[str, Any]) -> Table:
+    f = metric_text
+    table = Table(title=f"final: {final['labels_matured']:,} churn labels matured "
+                        f"({final['churn_positives']:,} churned), {final['satisfaction_labels']:,} ratings")
+    for col in ("", "model", "baseline", "baseline"):
+        table.add_column(col, justify="right")
+    table.add_row("churn ROC AUC", f(final["churn_auc"]), f"recency {f(final['recency_auc'])}",
+                  f"P(alive) {f(final['palive_auc'])}")
+    table.add_row("churn log loss / ECE", f"{f(final['churn_log_loss'])} / {f(final['churn_ece'])}", "", "")
+    table.add_row("satisfaction MAE", f(final["satisfaction_mae"]), f"running mean {f(final['mean_baseline_mae'])}", "")
+    table.add_row("satisfaction RMSE / R2", f"{f(final['satisfaction_rmse'])} / {f(final['satisfaction_r2'])}", "", "")
+    return table
 
 
 def require_plotting() -> None:
