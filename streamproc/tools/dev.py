@@ -36,7 +36,10 @@ def run_dev(settings: Settings) -> None:
     with scratch_dir("streamproc-dev-") as workdir, prepare(settings, workdir) as stack:
         print(f"STREAMPROC_KAFKA_URL={stack.kafka_url}\nSTREAMPROC_REDIS_URL={stack.redis_url}", flush=True)
         worker = start_worker(stack.env(), None)
+        # both stop it, even when started from a shell that ignores SIGINT in background jobs
+        # (Python then leaves SIGINT ignored instead of raising KeyboardInterrupt)
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             worker.wait()
             log.error("worker exited with code %s", worker.returncode)
