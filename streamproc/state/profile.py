@@ -64,6 +64,16 @@ class ChurnScore:
 
 
 @dataclass(frozen=True, slots=True)
+class SatisfactionEstimate:
+    """The satisfaction model's estimate (0-1) of a feedback that came without a rating or NPS
+    (text only), made at the feedback's time ``at`` by model ``version``."""
+
+    value: float
+    version: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """Everything streamproc knows about one customer; amounts in base currency."""
 
@@ -110,6 +120,7 @@ class Profile:
     # online models (decisions.learning)
     churn: ChurnScore | None = None
     predicted_satisfaction: float | None = None
+    unrated_feedback: SatisfactionEstimate | None = None
     pending: tuple[Snapshot, ...] = ()
     snapshot_at: datetime | None = None
     seen: tuple[str, ...] = ()
