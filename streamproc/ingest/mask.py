@@ -4,7 +4,9 @@ In: free text. Out: the same text with e-mail addresses replaced by ``[email]``,
 by ``[phone]`` and long digit strings (card, account, customer numbers: 8 or more digits, in
 groups separated by single spaces or dashes) by ``[number]``. Everything else is left as it
 is: prices (``19.99``, ``1,299.00``), dates (``2026-01-15``, ``15/01/2026``, ``15.01.2026``),
-year ranges (``2019-2026``), times (``2026-01-15 10:30``), ratings (``5/5``, ``10/10``) and numbers under 8 digits.
+year ranges (``2019-2026``), times (``2026-01-15 10:30``), ratings (``5/5``, ``10/10``),
+decimals (a digit run right after ``1.`` or ``1/`` starts no long number) and numbers under
+8 digits.
 
 A phone number is an international one (``+`` or ``00`` and at least 8 digits), one with an
 area code in parentheses, or the North American shape ``555-123-4567``; any other run of 8 or
@@ -23,13 +25,13 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+EMAIL = r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
 _PHONE = (r"(?P<phone>(?:\+|(?<!\d)00)\d(?:[ .-]?\(?\d+\)?){3,}"  # +44 7700 900042, 0044..., +1 (555) 123-4567
           r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\d)"      # (020) 7946 0958
           r"|(?<!\d)\d{3}[.-]\d{3}[.-]\d{4}(?!\d))")           # 555-123-4567
 _NUMBER = r"(?P<number>(?<!\d)(?<!\d[./])\d(?:[ -]?\d){7,}(?!\d))"
 _DATE = r"(?P<date>(?<!\d)(?:\d{4}-\d{2}-\d{2}|\d{2}-\d{2}-\d{4}|(?:19|20)\d{2}-(?:19|20)\d{2})(?!\d))"
-_PATTERN = re.compile("|".join((_EMAIL, _DATE, _PHONE, _NUMBER)))
+_PATTERN = re.compile(f"{EMAIL}|{_DATE}|{_PHONE}|{_NUMBER}")
 MIN_PHONE_DIGITS = 8
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from streamproc.ingest.mask import mask_text
+from streamproc.ingest.mask import EMAIL, mask_text
 from streamproc.ingest.pseudonym import Pseudonymiser
 
 FIELDS = {"customer_id": "customer", "event_id": "event", "session_id": "session", "order_id": "order",
@@ -25,7 +25,7 @@ FREE_TEXT = frozenset({"text", "query"})
 _PATTERN = re.compile(
     r'(?P<key>\bk\d+_[0-9a-f]{32}\b)'
     r'|"(?P<field>customer_id|event_id|session_id|order_id|email|phone|ip)"(?P<sep>\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"?'
-    r"|(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    rf"|{EMAIL}"
     r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}\b)"
     r"|(?P<phone>\+?\d[\d ()-]{6,}\d)"
 )
