@@ -227,7 +227,7 @@ def profile(customer_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(codec.dumps(p).decode())
         return
-    Console().print(render(p, reader.event_time() or p.last_seen, s.ltv_horizon_days))
+    Console().print(render(p, reader.event_time() or p.last_seen, s.ltv_horizon_days, s.base_currency))
 
 
 @cli.command()

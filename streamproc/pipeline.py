@@ -118,8 +118,8 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     p, examples = learning.on_activity(p, event.ts, rules)
     out += examples
     if isinstance(event, Feedback):
-        text = p.last_sentiment if event.text else 0.0
-        out += [ex for ex in [learning.satisfaction_example(before, event, text or 0.0, pop)] if ex is not None]
+        p, examples = learning.on_feedback(before, p, event, pop)
+        out += examples
     t = lifecycle.on_activity(p, event, rules)
     if t is not None:
         p, emitted = _transition(p, t, event.event_id, pop)

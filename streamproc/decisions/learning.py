@@ -13,8 +13,10 @@ satisfaction and pending snapshots; and ``Example`` records for the training-exa
   its label matures (``features.labels``): churned when the horizon passes without activity,
   retained at the next activity before that. A matured snapshot leaves the profile in the
   same transaction that publishes its example, so it becomes one example, once.
-* Each rating becomes a satisfaction example at once: the profile's features *before* the
-  feedback, plus the VADER sentiment of its text, and the satisfaction it gave.
+* Each rating or NPS becomes a satisfaction example at once: the profile's features *before*
+  the feedback, plus the VADER sentiment of its text, and the satisfaction it gave. A feedback
+  with text only gets the model's estimate from the same inputs, kept in the profile
+  (``unrated_feedback``), and no example: the model never learns from a label it made up.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from streamproc.frozen import replace
 from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT
 from streamproc.records import Example, Feedback, output_id
 from streamproc.state import labels
-from streamproc.state.profile import ChurnScore, Profile
+from streamproc.state.profile import ChurnScore, Profile, SatisfactionEstimate
 
 
 def baselines(v: dict[str, float], p: Profile, horizon: timedelta) -> dict[str, float]:
@@ -88,17 +90,21 @@ def next_due(p: Profile, rules: Rules) -> datetime | None:
     return labels.next_due(p.pending, rules.churn_label_after)
 
 
-def satisfaction_example(before: Profile, event: Feedback, text_sentiment: float, pop: Population) -> Example | None:
-    """The example a scored feedback gives: the features of the profile as it was before it
-    (``before``), the sentiment of its text, and its satisfaction (None without a score)."""
+def on_feedback(before: Profile, p: Profile, event: Feedback, pop: Population) -> tuple[Profile, list[Example]]:
+    """The satisfaction model's part in a feedback, ``p`` being the profile after it and ``before``
+    the one before: with a rating or NPS, one example (the features of ``before``, the sentiment
+    of the text, the satisfaction as the label and the model's prediction as its score); with
+    text only, the model's estimate from the same inputs in ``p.unrated_feedback``, and no example."""
+    x = vector(before, event.ts) | {TEXT_SENTIMENT: (p.last_sentiment or 0.0) if event.text else 0.0}
+    model = pop.satisfaction
+    served = None if model is None else round(model.predict(x), 4)
     y = event.satisfaction
     if y is None:
-        return None
-    x = vector(before, event.ts) | {TEXT_SENTIMENT: text_sentiment}
-    served = pop.satisfaction.predict(x) if pop.satisfaction is not None else None
-    return Example(
+        if model is None or served is None:
+            return p, []
+        return replace(p, unrated_feedback=SatisfactionEstimate(served, model.version, event.ts)), []
+    return p, [Example(
         event_id=output_id("example", "satisfaction", event.event_id), model="satisfaction",
         customer_id=event.customer_id, ts=event.ts.isoformat(), snapshot_at=event.ts.isoformat(), features=x,
-        label=y, score=None if served is None else round(served, 4),
-        model_version=pop.satisfaction.version if pop.satisfaction is not None else None, baselines={},
-    )
+        label=y, score=served, model_version=None if model is None else model.version, baselines={},
+    )]

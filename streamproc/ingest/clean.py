@@ -10,7 +10,8 @@ correction kind              what is corrected
 ``ts_format``                a space instead of ``T``, a compact ``+0000`` offset, lower-case
                              ``t``/``z``, surrounding blanks
 ``number_string``            an amount, quantity, rating or NPS sent as a numeric string
-``id_normalised``            ids with surrounding blanks; customer ids in another case
+``id_normalised``            ids with surrounding blanks (a customer id's case is no correction:
+                             its key is computed from it upper-cased, see ``pseudonym``)
 ``currency_case``            ``eur`` -> ``EUR``
 ``url_tracking_removed``     ``utm_*``, ``gclid``, ``fbclid`` and similar query parameters
 ============================ ============================================================
@@ -28,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 TRACKING = re.compile(r"^(utm_[a-z_]+|gclid|gbraid|wbraid|fbclid|msclkid|dclid|mc_eid|mc_cid|_hsenc|_hsmkt|igshid|yclid)$", re.I)
 _ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
-ID_FIELDS = ("event_id", "session_id", "order_id")
+ID_FIELDS = ("customer_id", "event_id", "session_id", "order_id")
 
 
 class Reject(Exception):
@@ -82,15 +83,12 @@ def clean_url(url: Any, fixes: list[str]) -> Any:
 
 
 def _ids(doc: dict[str, Any], fixes: list[str]) -> None:
+    """Blanks around ids removed; counted only when that changes an id."""
     for name in ID_FIELDS:
         v = doc.get(name)
         if isinstance(v, str) and v != v.strip():
             doc[name] = v.strip()
             fixes.append("id_normalised")
-    cid = doc.get("customer_id")
-    if isinstance(cid, str) and cid != (norm := normalise_customer_id(cid)):
-        doc["customer_id"] = norm
-        fixes.append("id_normalised")
 
 
 KEYED = re.compile(r"^k\d+_[0-9a-f]{32}$")

@@ -6,18 +6,21 @@ and a message that says what is wrong (and never quotes personal data). Reason c
 
 ====================== ===================================================================
 ``malformed_json``     the bytes are not a JSON document
-``schema_violation``   the document breaks the topic's JSON Schema (the message has the path)
-``out_of_range``       a number outside the contract's bounds (the message has the path)
+``schema_violation``   the document breaks the topic's JSON Schema (the message names the field
+                       and what it must be, see ``explain``)
+``out_of_range``       a number outside the contract's bounds (the message names the field
+                       and its bounds)
 ``unknown_event_type`` ``type`` is missing or is not the type this topic carries
 ``bad_timestamp``      ``ts`` has no zone, or is not a real time (a leap second, say)
 ``future_timestamp``   ``ts`` is later than now plus ``STREAMPROC_MAX_CLOCK_SKEW_S``
-``too_old``            ``ts`` is before ``STREAMPROC_MIN_EVENT_TIME``
+``too_old``            ``ts`` is before ``STREAMPROC_MIN_EVENT_TIME`` (the message names it)
 ``unknown_currency``   the currency has no rate in ``STREAMPROC_FX_RATES``
 ====================== ===================================================================
 
 Corrections made on the way (see ``clean``) are returned with the event, for counting.
 Customer, event, session and order ids leave this module as keys (see ``pseudonym``);
-e-mail, phone and IP are dropped.
+e-mail, phone and IP are dropped; e-mail addresses, phone numbers and long digit strings
+inside a feedback's text are masked (see ``mask``), and a blank text counts as none.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import fastjsonschema
 import orjson
 
 from streamproc.ingest.clean import Reject, clean
+from streamproc.ingest.explain import explain
+from streamproc.ingest.mask import mask_text
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.records import Click, Feedback, InputEvent, Item, Purchase
 
@@ -112,9 +117,11 @@ class Decoder:
         kind = doc.get("type")
         if isinstance(kind, str) and kind.strip().lower() == event_type:
             doc["type"] = event_type
+        elif kind is None:
+            raise Reject("unknown_event_type", f"missing required field type: this topic carries {event_type!r} events")
         elif kind != event_type:
-            shown = kind if isinstance(kind, str) and len(kind) <= 40 else type(kind).__name__
-            raise Reject("unknown_event_type", f"type {shown!r} on a topic that carries {event_type!r}")
+            shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else f"of {type(kind).__name__}"
+            raise Reject("unknown_event_type", f"unknown type {shown}: this topic carries {event_type!r} events")
         return doc
 
     def _validate(self, doc: dict[str, Any], event_type: str) -> None:
@@ -122,13 +129,15 @@ class Decoder:
             self._validators[event_type](doc)
         except fastjsonschema.JsonSchemaValueException as exc:
             reason = "out_of_range" if exc.rule in RANGE_RULES else "schema_violation"
-            raise Reject(reason, f"{exc.name}: {exc.message}") from exc
+            raise Reject(reason, explain(exc, event_type)) from exc
 
     def _check_time(self, ts: datetime, now: datetime) -> None:
         if ts < self._bounds.earliest:
-            raise Reject("too_old", f"ts {ts.isoformat()} is before {self._bounds.earliest.isoformat()}")
+            raise Reject("too_old", f"ts {ts.isoformat()} is before {self._bounds.earliest.isoformat()}; "
+                                    "lower STREAMPROC_MIN_EVENT_TIME to accept such events")
         if (ts - now).total_seconds() > self._bounds.skew_s:
-            raise Reject("future_timestamp", f"ts {ts.isoformat()} is ahead of the clock ({now.isoformat()})")
+            raise Reject("future_timestamp", f"ts {ts.isoformat()} is ahead of the clock ({now.isoformat()}); "
+                                             "raise STREAMPROC_MAX_CLOCK_SKEW_S to accept such events")
 
     def _amount(self, value: float, currency: str) -> float:
         rate = self._fx.get(currency)
@@ -156,5 +165,6 @@ class Decoder:
                         total=self._amount(d["total"], cur), currency=cur)
 
     def _feedback(self, d: dict[str, Any]) -> Feedback:
+        text = d.get("text")
         return Feedback(**self._common(d), channel=d["channel"], rating=d.get("rating"), nps=d.get("nps"),
-                        text=d.get("text"))
+                        text=mask_text(text) if text and not text.isspace() else None)

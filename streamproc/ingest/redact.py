@@ -2,8 +2,9 @@
 
 In: the record's original bytes. Out: the same bytes with every identifier that may carry
 personal data replaced by its key (see ``pseudonym``): ``customer_id``, ``event_id``,
-``session_id``, ``order_id``, ``email``, ``phone``, ``ip``. A JSON object is rewritten field
-by field; anything else (truncated or broken JSON) is scrubbed by pattern: quoted values of
+``session_id``, ``order_id``, ``email``, ``phone``, ``ip``; in the free-text fields (a
+feedback's ``text``, a search's ``query``) e-mail addresses, phone numbers and long digit
+strings are masked (see ``mask``). A JSON object is rewritten field by field; anything else (truncated or broken JSON) is scrubbed by pattern: quoted values of
 those fields, e-mail addresses, phone numbers and IPv4 addresses. Keys pass through the
 decoder unchanged, so a redacted record can be replayed once its problem is fixed.
 """
@@ -15,21 +16,31 @@ from typing import Any
 
 import orjson
 
+from streamproc.ingest.mask import EMAIL, mask_text
 from streamproc.ingest.pseudonym import Pseudonymiser
 
 FIELDS = {"customer_id": "customer", "event_id": "event", "session_id": "session", "order_id": "order",
           "email": "email", "phone": "phone", "ip": "ip"}
+FREE_TEXT = frozenset({"text", "query"})
 _PATTERN = re.compile(
     r'(?P<key>\bk\d+_[0-9a-f]{32}\b)'
     r'|"(?P<field>customer_id|event_id|session_id|order_id|email|phone|ip)"(?P<sep>\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"?'
-    r"|(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    rf"|{EMAIL}"
     r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}\b)"
     r"|(?P<phone>\+?\d[\d ()-]{6,}\d)"
 )
 
 
+def _redact_value(name: str, value: Any, keys: Pseudonymiser) -> Any:
+    if not isinstance(value, str):
+        return value
+    if name in FIELDS:
+        return keys.key(FIELDS[name], value)
+    return mask_text(value) if name in FREE_TEXT else value
+
+
 def _redact_doc(doc: dict[str, Any], keys: Pseudonymiser) -> dict[str, Any]:
-    return {k: keys.key(FIELDS[k], v) if k in FIELDS and isinstance(v, str) else v for k, v in doc.items()}
+    return {k: _redact_value(k, v, keys) for k, v in doc.items()}
 
 
 def _replace(m: re.Match[str], keys: Pseudonymiser) -> str:

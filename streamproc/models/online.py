@@ -52,7 +52,8 @@ population mean; the prior's part (its weight times its distance from its runnin
 counts as ``days_since_last``'s.
 
 ``SatisfactionModel`` (``LinearRegression``, lr 0.01, starting at 0.5) predicts the 0-1
-satisfaction of a feedback before its rating is known, clipped to [0, 1]. Its contract: the
+satisfaction of a feedback before its rating is known, clipped to [0, 1], and estimates a
+feedback that comes with text only, from which it never learns. Its contract: the
 features are ``vector(profile, ts)`` of the profile *before* the feedback is applied, plus
 ``text_sentiment``, so ``satisfaction``, ``satisfaction_recent``, ``satisfaction_trend``,
 ``sentiment`` and ``feedbacks`` describe earlier feedback only, never the rating to predict.

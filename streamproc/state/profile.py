@@ -9,6 +9,8 @@ features (rates, trends, BTYD summary) are computed from these fields by
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import singledispatch
@@ -23,6 +25,7 @@ from streamproc.state.sessions import Sessions
 
 RECENT_SATISFACTION = 5
 TOP_CATEGORIES = 12
+OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,16 @@ class ChurnScore:
     p: float
     version: int
     reasons: tuple[tuple[str, float, str], ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SatisfactionEstimate:
+    """The satisfaction model's estimate (0-1) of a feedback that came without a rating or NPS
+    (text only), made at the feedback's time ``at`` by model ``version``."""
+
+    value: float
+    version: int
     at: datetime
 
 
@@ -107,6 +120,7 @@ class Profile:
     # online models (decisions.learning)
     churn: ChurnScore | None = None
     predicted_satisfaction: float | None = None
+    unrated_feedback: SatisfactionEstimate | None = None
     pending: tuple[Snapshot, ...] = ()
     snapshot_at: datetime | None = None
     seen: tuple[str, ...] = ()
@@ -183,15 +197,43 @@ def _(event: Purchase, p: Profile) -> dict[str, Any]:
     }
 
 
-def _categories(spend: dict[str, float], event: Purchase) -> dict[str, float]:
-    """Spend per product category (items without one count as ``other``); the top few kept."""
-    out = dict(spend)
+def split_total(total: float, weights: Mapping[str, float]) -> dict[str, float]:
+    """``total`` shared across the keys of ``weights`` in proportion to them, in whole cents that
+    add up to ``total`` to the cent (largest remainder, ties by name); weights that are all 0
+    share it equally.
+
+    >>> split_total(10.0, {"books": 1.0, "games": 1.0, "toys": 1.0})
+    {'books': 3.34, 'games': 3.33, 'toys': 3.33}
+    """
+    cents = round(total * 100)
+    whole = sum(weights.values())
+    exact = {k: cents * (w / whole if whole > 0 else 1 / len(weights)) for k, w in weights.items()}
+    shares = {k: math.floor(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: (shares[k] - exact[k], k))[:cents - sum(shares.values())]:
+        shares[k] += 1
+    return {k: c / 100 for k, c in shares.items()}
+
+
+def _line_values(event: Purchase) -> dict[str, float]:
+    """Value of the order's lines per category (``other`` for lines without one, or no lines)."""
+    out: dict[str, float] = {}
     for item in event.items:
-        name = item.category or "other"
-        out[name] = round(out.get(name, 0.0) + item.price * item.quantity, 2)
-    if len(out) > TOP_CATEGORIES:
-        out = dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CATEGORIES])
-    return out
+        name = item.category or OTHER
+        out[name] = out.get(name, 0.0) + item.price * item.quantity
+    return out or {OTHER: 0.0}
+
+
+def _categories(spend: dict[str, float], event: Purchase) -> dict[str, float]:
+    """Spend per product category: the order total split across its lines' categories, so that the
+    categories add up to ``spend``; beyond the top few, the smallest are folded into ``other``."""
+    out = dict(spend)
+    for name, share in split_total(event.total, _line_values(event)).items():
+        out[name] = round(out.get(name, 0.0) + share, 2)
+    if len(out) <= TOP_CATEGORIES:
+        return out
+    ranked = sorted(((k, v) for k, v in out.items() if k != OTHER), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ranked[:TOP_CATEGORIES - 1])
+    return kept | {OTHER: round(sum(out.values()) - sum(kept.values()), 2)}
 
 
 @_changes.register

@@ -1,7 +1,7 @@
 """A customer profile for people: what ``streamproc profile KEY`` prints.
 
-In: a ``Profile`` and the event time to show it as of (the newest event time streamproc
-has seen). Out: ``rich`` tables: memberships (lifecycle, RFM, value, cluster) first, then
+In: a ``Profile``, the event time to show it as of (the newest event time streamproc
+has seen) and the base currency its amounts are in. Out: ``rich`` tables: memberships (lifecycle, RFM, value, cluster) first, then
 activity, purchases, feedback and every derived feature.
 """
 
@@ -29,7 +29,22 @@ def _table(title: str, rows: list[tuple[str, str]]) -> Table:
     return t
 
 
-def memberships(p: Profile, horizon_days: float) -> list[tuple[str, str]]:
+def _scores(p: Profile) -> list[tuple[str, str]]:
+    """The online models' scores: churn risk, predicted satisfaction, the latest text-only feedback."""
+    if p.churn is not None:
+        why = "; ".join(f"{feature} {direction} ({contribution:+.2f})" for feature, contribution, direction in p.churn.reasons)
+        rows = [("churn risk", f"{p.churn.p:.3f} (online model v{p.churn.version}, {_t(p.churn.at)}): {why or '-'}")]
+    else:
+        rows = [("churn risk", "no model published yet")]
+    if p.predicted_satisfaction is not None:
+        rows.append(("predicted satisfaction", f"{p.predicted_satisfaction:.2f} (0-1)"))
+    if (u := p.unrated_feedback) is not None:
+        rows.append(("text-only feedback", f"estimated satisfaction {u.value:.2f} (0-1; online model v{u.version}, "
+                                           f"feedback of {_t(u.at)})"))
+    return rows
+
+
+def memberships(p: Profile, horizon_days: float, currency: str) -> list[tuple[str, str]]:
     rows = [("lifecycle stage", f"{p.stage} since {_t(p.stage_since)} ({p.stage_reason})")]
     if p.rfm:
         rows.append(("RFM", f"R {p.rfm.r}  F {p.rfm.f}  M {p.rfm.m}  ->  {p.rfm.segment}"))
@@ -40,25 +55,19 @@ def memberships(p: Profile, horizon_days: float) -> list[tuple[str, str]]:
         rows += [
             ("P(alive)", f"{v.p_alive:.3f}"),
             ("expected purchases", f"{v.expected_purchases:.2f} in the next {horizon_days:g} days"),
-            ("expected spend", f"{v.expected_spend:.2f} per purchase"),
-            ("CLV", f"{v.clv:.2f} over {horizon_days:g} days   value tier: {v.tier or '-'}   (models v{v.params_version}, as of {_t(v.at)})"),
+            ("expected spend", f"{v.expected_spend:.2f} {currency} per purchase"),
+            ("CLV", f"{v.clv:.2f} {currency} over {horizon_days:g} days   value tier: {v.tier or '-'}   (models v{v.params_version}, as of {_t(v.at)})"),
         ]
     else:
         rows.append(("lifetime value", "not yet: no purchase, or no population fit yet"))
     cluster = f"{p.cluster}: {p.cluster_name}" if p.cluster is not None else "not assigned yet (model warming up)"
     rows.append(("behaviour cluster", cluster))
-    if p.churn is not None:
-        why = "; ".join(f"{feature} {direction} ({contribution:+.2f})" for feature, contribution, direction in p.churn.reasons)
-        rows.append(("churn risk", f"{p.churn.p:.3f} (online model v{p.churn.version}, {_t(p.churn.at)}): {why or '-'}"))
-    else:
-        rows.append(("churn risk", "no model published yet"))
-    if p.predicted_satisfaction is not None:
-        rows.append(("predicted satisfaction", f"{p.predicted_satisfaction:.2f} (0-1)"))
-    return rows
+    return rows + _scores(p)
 
 
-def render(p: Profile, now: datetime, horizon_days: float) -> Group:
-    """Every section of the profile, features computed as of event time ``now``."""
+def render(p: Profile, now: datetime, horizon_days: float, currency: str) -> Group:
+    """Every section of the profile, features computed as of event time ``now``, amounts labelled
+    with ``currency`` (the base currency, ``STREAMPROC_BASE_CURRENCY``)."""
     t = p.visits.totals
     open_s = p.visits.open
     f = vector(p, max(now, p.last_seen))
@@ -68,16 +77,17 @@ def render(p: Profile, now: datetime, horizon_days: float) -> Group:
         ("events", f"{p.events:,}  (page views {p.page_views:,}, searches {p.searches:,}, cart adds {p.cart_adds:,})"),
         ("sessions", f"{p.sessions:,}  ({f['visits_per_week']:.2f}/week, {f['pages_per_visit']:.1f} pages, "
                      f"{f['visit_minutes']:.1f} min each)"),
-        ("open session", f"since {_t(open_s.start)}, cart {open_s.cart_units} unit(s) {open_s.cart_value:.2f}"
+        ("open session", f"since {_t(open_s.start)}, cart {open_s.cart_units} unit(s) {open_s.cart_value:.2f} {currency}"
          if open_s else "-"),
-        ("abandoned carts", f"{t.abandoned} worth {t.abandoned_value:.2f} (last {_t(t.last_abandoned_at)})"),
+        ("abandoned carts", f"{t.abandoned} worth {t.abandoned_value:.2f} {currency} (last {_t(t.last_abandoned_at)})"),
     ]
     purchases = [
-        ("orders", f"{p.purchases:,}, spend {p.spend:.2f}, average {f['avg_order_value']:.2f}, largest {p.max_order:.2f}"),
+        ("orders", f"{p.purchases:,}, spend {p.spend:.2f} {currency}, average {f['avg_order_value']:.2f}, "
+                   f"largest {p.max_order:.2f}"),
         ("last purchase", _t(p.last_purchase)),
         ("BTYD summary", f"frequency {f['frequency']:.0f}, recency {f['recency_days']:.0f} d, T {f['T_days']:.0f} d, "
-                         f"monetary {f['monetary']:.2f}"),
-        ("top categories", ", ".join(f"{k} {v:.2f}" for k, v in top) or "-"),
+                         f"monetary {f['monetary']:.2f} {currency}"),
+        ("top categories", ", ".join(f"{k} {v:.2f} {currency}" for k, v in top) or "-"),
     ]
     trend = f"{f['satisfaction_trend']:+.3f} per feedback"
     feedback = [
@@ -85,14 +95,15 @@ def render(p: Profile, now: datetime, horizon_days: float) -> Group:
         ("satisfaction", f"mean {f['satisfaction']:.2f}, recent {list(p.recent_satisfaction)}, trend {trend}"),
         ("sentiment", f"mean {f['sentiment']:+.3f} over {p.texts} text(s)"),
     ]
-    features = Table(title=f"features as of {_t(max(now, p.last_seen))}", title_justify="left", box=None)
+    features = Table(title=f"features as of {_t(max(now, p.last_seen))} (amounts in {currency})", title_justify="left",
+                     box=None)
     features.add_column("feature", style="bold")
     features.add_column("value", justify="right")
     features.add_column("meaning", style="dim")
     for name, meaning in FEATURES.items():
         features.add_row(name, f"{f[name]:.3f}", meaning)
     return Group(
-        _table(f"customer {p.customer_id}", memberships(p, horizon_days)), "",
+        _table(f"customer {p.customer_id}", memberships(p, horizon_days, currency)), "",
         _table("activity", activity), "", _table("purchases", purchases), "", _table("feedback", feedback), "",
         features,
     )

@@ -33,7 +33,7 @@ from tests.live import consume, processed, wait_for
 
 CONFIG = GeneratorConfig(customers=40, days=40, seed=13)
 CHUNK = 600
-POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "predicted_satisfaction")
+POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "predicted_satisfaction", "unrated_feedback")
 
 
 def per_customer(doc: dict[str, Any]) -> dict[str, Any]:

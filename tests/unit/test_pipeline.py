@@ -9,8 +9,10 @@ import pytest
 
 from streamproc.decisions.rules import Population
 from streamproc.eventtime import advance, watermarks
+from streamproc.features.vector import FEATURES
+from streamproc.models.online import TEXT_SENTIMENT, SatisfactionModel
 from streamproc.pipeline import apply_batch, step, sweep
-from streamproc.records import Alert, SegmentChange
+from streamproc.records import Alert, Example, SegmentChange
 from streamproc.state import codec
 from streamproc.state.profile import Profile
 from tests import builders
@@ -140,3 +142,33 @@ def test_watermark_is_slowest_busy_input() -> None:
     assert watermarks(high, ["clicks", "buys"], [0, 1], idle_buys) == {0: 100.0, 1: 70.0}
     assert watermarks(high, ["clicks", "buys"], [0], lambda tp: True) == {0: 100.0}
     assert watermarks({}, ["clicks"], [3], lambda tp: True) == {3: float("-inf")}
+
+
+def text_model() -> SatisfactionModel:
+    """A satisfaction model that has learned that the text's sentiment is the satisfaction."""
+    model = SatisfactionModel()
+    base = dict.fromkeys(FEATURES, 0.0)
+    for i in range(400):
+        s = (i % 21 - 10) / 10
+        model.learn(base | {TEXT_SENTIMENT: s}, (s + 1) / 2)
+    model.version = 3
+    return model
+
+
+def test_text_only_feedback_enters_the_sentiment_and_is_estimated_but_never_learned_from() -> None:
+    pop = Population(satisfaction=text_model())
+    p, res = run([buy("a", 0, 20.0), rate("b", 1, text="Terrible service, the parcel never arrived. Awful."),
+                  rate("c", 2, rating=5, text="Great, thanks!")], pop)
+    examples = [o for o in res.outputs if isinstance(o, Example) and o.model == "satisfaction"]
+    assert [(e.label, e.ts) for e in examples] == [(1.0, at(2).isoformat())]
+    assert (p.feedbacks, p.ratings, p.texts, p.satisfaction_count, p.recent_satisfaction) == (2, 1, 2, 1, (1.0,))
+    est = p.unrated_feedback
+    assert est is not None and (est.version, est.at) == (3, at(1))
+    happy, _ = run([buy("a", 0, 20.0), rate("b", 1, text="Lovely service, the parcel came early. Great!")], pop)
+    assert happy.unrated_feedback is not None and est.value < happy.unrated_feedback.value  # the text's sentiment counts
+
+
+def test_text_only_feedback_before_any_model_is_applied_without_estimate() -> None:
+    p, res = run([rate("a", 0, text="Nice shop")])
+    assert (p.feedbacks, p.texts, p.unrated_feedback) == (1, 1, None) and p.last_sentiment > 0
+    assert not [o for o in res.outputs if isinstance(o, Example)]

@@ -169,7 +169,7 @@ channel = { value = "web" }
     (RETAIL_TOML.replace('"latin-1"', '"latin-9x"'), "encoding: 'latin-9x' is not a text encoding"),
     ("event = [", "is not a valid mapping file"),
     ('event = "feedback"\ntime = { column = "t", format = "epoch" }\n[fields]\ncustomer_id = "u"\nchannel = "c"',
-     "[fields] needs one of ['rating', 'nps']"),
+     "[fields] needs one of ['rating', 'nps', 'text']"),
 ])
 def test_mapping_errors_name_the_bad_key(tmp_path: Path, contracts: Contracts, text: str, message: str) -> None:
     export = write(tmp_path / "retail.csv", RETAIL_CSV)
