@@ -89,9 +89,9 @@ class Decoder:
     """Turns one topic's record bytes into typed, pseudonymised events."""
 
     def __init__(self, validators: Mapping[str, Callable[[Any], Any]], fx_rates: Mapping[str, float],
-                 base_currency: str, keys: Pseudonymiser, bounds: TimeBounds) -> None:
+                 base_currency: str, pseudonyms: Pseudonymiser, bounds: TimeBounds) -> None:
         self._validators = dict(validators)
-        self._fx, self._base, self._keys, self._bounds = dict(fx_rates), base_currency, keys, bounds
+        self._fx, self._base, self._pseudonyms, self._bounds = dict(fx_rates), base_currency, pseudonyms, bounds
         self._build = {"clickstream": self._click, "purchase": self._purchase, "feedback": self._feedback}
 
     def decode(self, raw: bytes | None, source: Source, event_type: str, now: datetime) -> Decoded | Rejection:
@@ -146,14 +146,14 @@ class Decoder:
         return round(value * rate, 2)
 
     def _common(self, d: dict[str, Any]) -> dict[str, Any]:
-        return {"event_id": self._keys.key("event", d["event_id"]), "customer_id": self._keys.customer(d["customer_id"]),
+        return {"event_id": self._pseudonyms.key("event", d["event_id"]), "customer_id": self._pseudonyms.customer(d["customer_id"]),
                 "ts": parse_ts(d["ts"])}
 
     def _click(self, d: dict[str, Any]) -> Click:
         price = d.get("price")
         if price is not None:
             price = self._amount(price, d.get("currency", self._base))
-        return Click(**self._common(d), session_id=self._keys.key("session", d["session_id"]), page=d["page"],
+        return Click(**self._common(d), session_id=self._pseudonyms.key("session", d["session_id"]), page=d["page"],
                      action=d["action"], sku=d.get("sku"), quantity=d.get("quantity"), price=price)
 
     def _purchase(self, d: dict[str, Any]) -> Purchase:
@@ -161,7 +161,7 @@ class Decoder:
         items = tuple(
             Item(i["sku"], i["quantity"], self._amount(i["price"], cur), i.get("category")) for i in d["items"]
         )
-        return Purchase(**self._common(d), order_id=self._keys.key("order", d["order_id"]), items=items,
+        return Purchase(**self._common(d), order_id=self._pseudonyms.key("order", d["order_id"]), items=items,
                         total=self._amount(d["total"], cur), currency=cur)
 
     def _feedback(self, d: dict[str, Any]) -> Feedback:

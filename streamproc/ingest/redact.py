@@ -31,41 +31,41 @@ _PATTERN = re.compile(
 )
 
 
-def _redact_value(name: str, value: Any, keys: Pseudonymiser) -> Any:
+def _redact_value(name: str, value: Any, pseudonyms: Pseudonymiser) -> Any:
     if not isinstance(value, str):
         return value
     if name in FIELDS:
-        return keys.key(FIELDS[name], value)
+        return pseudonyms.key(FIELDS[name], value)
     return mask_text(value) if name in FREE_TEXT else value
 
 
-def _redact_doc(doc: dict[str, Any], keys: Pseudonymiser) -> dict[str, Any]:
-    return {k: _redact_value(k, v, keys) for k, v in doc.items()}
+def _redact_doc(doc: dict[str, Any], pseudonyms: Pseudonymiser) -> dict[str, Any]:
+    return {k: _redact_value(k, v, pseudonyms) for k, v in doc.items()}
 
 
-def _replace(m: re.Match[str], keys: Pseudonymiser) -> str:
+def _replace(m: re.Match[str], pseudonyms: Pseudonymiser) -> str:
     if m["key"]:
         return m["key"]
     if m["field"]:
-        return f'"{m["field"]}"{m["sep"]}"{keys.key(FIELDS[m["field"]], m["value"])}"'
+        return f'"{m["field"]}"{m["sep"]}"{pseudonyms.key(FIELDS[m["field"]], m["value"])}"'
     kind = next(k for k in ("email", "ip", "phone") if m[k])
-    return keys.key(kind, m[kind])
+    return pseudonyms.key(kind, m[kind])
 
 
-def _scrub(text: str, keys: Pseudonymiser) -> str:
+def _scrub(text: str, pseudonyms: Pseudonymiser) -> str:
     """One left-to-right pass, so a key just written is never scrubbed again."""
-    return _PATTERN.sub(lambda m: _replace(m, keys), text)
+    return _PATTERN.sub(lambda m: _replace(m, pseudonyms), text)
 
 
-def redact(raw: bytes, keys: Pseudonymiser) -> bytes:
+def redact(raw: bytes, pseudonyms: Pseudonymiser) -> bytes:
     """``raw`` with identifiers keyed; bytes that are not UTF-8 are returned as they are."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         doc = None
     if isinstance(doc, dict):
-        return orjson.dumps(_redact_doc(doc, keys))
+        return orjson.dumps(_redact_doc(doc, pseudonyms))
     try:
-        return _scrub(raw.decode("utf-8"), keys).encode()
+        return _scrub(raw.decode("utf-8"), pseudonyms).encode()
     except UnicodeDecodeError:
         return raw
