@@ -384,6 +384,9 @@ def models(as_json: bool) -> None:
                    f"AUC {_fmt(c['auc'])} (last {c['rolling']['labels']:,}: {_fmt(c['rolling']['auc'])}); "
                    f"log loss {_fmt(c['log_loss'])}; ECE {_fmt(c['ece'])}; recency AUC {_fmt(b['recency']['auc'])}; "
                    f"P(alive) AUC {_fmt(b['palive']['auc'])}; drifts {c['drift']['detections']}")
+        sv = c["served"]
+        click.echo(f"  churn served: {sv['candidate']} since label {sv['since']:,} (served score AUC {_fmt(sv['auc'])}); "
+                   f"rolling AUCs {', '.join(f'{k} {_fmt(v)}' for k, v in sv['rolling_aucs'].items())}: {sv['reason']}")
         click.echo(f"  satisfaction learned {m['learned']:,}; MAE {_fmt(m['mae'])} (last {m['rolling']['labels']:,}: "
                    f"{_fmt(m['rolling']['mae'])}); RMSE {_fmt(m['rmse'])}; R2 {_fmt(m['r2'])}; "
                    f"running-mean MAE {_fmt(m['mean_baseline_mae'])}; drifts {m['drift']['detections']}")
