@@ -13,7 +13,7 @@ from streamproc.decisions import learning
 from streamproc.decisions.rules import Population
 from streamproc.features.vector import FEATURES, vector
 from streamproc.models.online import WEIGHT_RANGE, ChurnModel, positive_weight
-from streamproc.models.serving import MARGIN, MIN_LABELS, Serving, Window, choose
+from streamproc.models.serving import MARGIN, MIN_LABELS, Serving, Window, auc_se, choose
 from streamproc.models.training import LearnerState
 from streamproc.records import Example
 from streamproc.state.profile import apply_event, new_profile
@@ -78,9 +78,13 @@ def test_no_flapping_around_equal_aucs() -> None:
         base = 0.7 + 0.05 * rng.random()
         serving = choose(serving, window(base, base + rng.uniform(-0.9, 0.9) * MARGIN), learned=i)
         assert serving.candidate == "model"
-    serving = choose(serving, window(0.70, 0.70 + MARGIN + 0.001), learned=500)
+    margin = auc_se(0.70, 100, 900)
+    assert margin > MARGIN  # 100 churners of 1,000: the AUC's standard error is the margin
+    serving = choose(serving, window(0.70, 0.70 + 0.9 * margin), learned=450)
+    assert serving.candidate == "model"
+    serving = choose(serving, window(0.70, 0.70 + margin + 0.001), learned=500)
     assert (serving.candidate, serving.since) == ("recency", 500)
-    serving = choose(serving, window(0.70 + MARGIN / 2, 0.70), learned=550)
+    serving = choose(serving, window(0.70 + MARGIN, 0.70), learned=550)
     assert (serving.candidate, serving.since) == ("recency", 500)
 
 
