@@ -154,6 +154,8 @@ class Example:
     score: float | None
     model_version: int | None
     baselines: dict[str, float] = field(default_factory=dict)
+    served: str | None = None
+    """The churn candidate whose score was served (``models.serving``); ``score`` is the model's own."""
 
     def to_dict(self) -> dict[str, Any]:
         """The training-examples record (``topics/schemas/training-examples.v1.json``); it shares

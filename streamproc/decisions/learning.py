@@ -2,14 +2,16 @@
 
 In: a profile, its feature vector as of an event time, and the models the worker holds
 (``Population.churn`` / ``Population.satisfaction``, ``None`` before the first version).
-Out: the profile with its churn score (with reasons and model version), predicted
+Out: the profile with its churn score (its source, reasons and model version), predicted
 satisfaction and pending snapshots; and ``Example`` records for the training-examples topic.
 
-* Each rescoring (``decisions.segments``) serves a churn score and (at most once per
-  ``snapshot_every_days``) takes a snapshot of the
-  churn model's inputs, with the scores of two baselines: the recency rule,
-  ``days / (days + horizon)`` of inactivity, and the BG/NBD probability of being dead,
-  ``1 - P(alive)`` (0 without a purchase or a fit). The snapshot waits in the profile until
+* Each rescoring (``decisions.segments``) serves the churn score of the candidate the learner
+  chose (``ChurnModel.served``, ``models.serving``): the model's P(churn) or one of two
+  baselines, the recency rule, ``days / (days + horizon)`` of inactivity, and the BG/NBD
+  probability of being dead, ``1 - P(alive)`` (0 without a purchase or a fit). At most once
+  per ``snapshot_every_days`` it takes a snapshot of the churn model's inputs with the
+  model's own score, the baselines' scores and the name of the candidate served, so each
+  candidate is evaluated on its own score. The snapshot waits in the profile until
   its label matures (``features.labels``): churned when the horizon passes without activity,
   retained at the next activity before that. A matured snapshot leaves the profile in the
   same transaction that publishes its example, so it becomes one example, once.
@@ -26,33 +28,48 @@ from datetime import datetime, timedelta
 from streamproc.decisions.rules import Population, Rules
 from streamproc.features.vector import vector
 from streamproc.frozen import replace
-from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT
+from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT, ChurnModel
 from streamproc.records import Example, Feedback, output_id
 from streamproc.state import labels
 from streamproc.state.profile import ChurnScore, Profile, SatisfactionEstimate
 
 
 def baselines(v: dict[str, float], p: Profile, horizon: timedelta) -> dict[str, float]:
+    """The baselines' churn scores from feature vector ``v``: ``recency`` and ``palive`` (1 - P(alive))."""
     days = v["days_since_last"]
     dead = 1.0 - p.value.p_alive if p.value is not None else 0.0
     return {"recency": days / (days + horizon.total_seconds() / 86400), "palive": min(max(dead, 0.0), 1.0)}
 
 
+def _served(model: ChurnModel, x: dict[str, float], own: float, base: dict[str, float], p: Profile,
+            now: datetime) -> ChurnScore:
+    """The churn score of the candidate ``model.served``, with its reasons (see ``ChurnScore``)."""
+    source = model.served
+    if source == "recency":
+        reasons: tuple[tuple[str, float, str], ...] = (("days_since_last", round(x["days_since_last"], 4), "raises risk"),)
+    elif source == "palive":
+        reasons = (("p_alive", round(p.value.p_alive, 4) if p.value else 0.0, "lowers risk"),)
+    else:
+        source = "model"
+        reasons = tuple((r.feature, round(r.contribution, 4), r.direction) for r in model.reasons(x))
+    return ChurnScore(round(own if source == "model" else base[source], 4), model.version, reasons, now, source)
+
+
 def score(p: Profile, v: dict[str, float], now: datetime, pop: Population, rules: Rules) -> Profile:
-    """Serve the churn score and predicted satisfaction as of ``now``, and keep a snapshot for the label."""
+    """Serve the chosen candidate's churn score and the predicted satisfaction as of ``now``, and keep
+    a snapshot (the model's own score, the baselines', the candidate served) for the label."""
     x = {f: v[f] for f in CHURN_FEATURES}
-    churn = p.churn
+    churn, own, base = p.churn, None, baselines(v, p, rules.churn_label_after)
     if pop.churn is not None:
-        prob = pop.churn.predict(x)
-        reasons = tuple((r.feature, round(r.contribution, 4), r.direction) for r in pop.churn.reasons(x))
-        churn = ChurnScore(round(prob, 4), pop.churn.version, reasons, now)
+        own = pop.churn.predict(x)
+        churn = _served(pop.churn, x, own, base, p, now)
     sat = p.predicted_satisfaction
     if pop.satisfaction is not None:
         sat = round(pop.satisfaction.predict(v | {TEXT_SENTIMENT: v["sentiment"]}), 4)
     if p.snapshot_at is not None and now - p.snapshot_at < rules.snapshot_every:
         return replace(p, churn=churn, predicted_satisfaction=sat)
-    snap = labels.Snapshot.take(p.customer_id, now, x, churn.p if churn and pop.churn else None,
-                                baselines(v, p, rules.churn_label_after))
+    snap = labels.Snapshot.take(p.customer_id, now, x, None if own is None else round(own, 4), base,
+                                churn.source if own is not None and churn is not None else None)
     pending = labels.add(p.pending, snap)
     return replace(p, churn=churn, predicted_satisfaction=sat, pending=pending,
                    snapshot_at=now if pending is not p.pending else p.snapshot_at)
@@ -63,6 +80,7 @@ def _examples(p: Profile, matured: list[labels.Matured], version: int | None) ->
         event_id=output_id("example", "churn", m.snapshot.id), model="churn", customer_id=p.customer_id,
         ts=m.at.isoformat(), snapshot_at=m.snapshot.at.isoformat(), features=m.snapshot.features,
         label=float(m.label), score=m.snapshot.score, model_version=version, baselines=m.snapshot.baselines,
+        served=m.snapshot.served,
     ) for m in matured]
 
 

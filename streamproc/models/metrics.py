@@ -155,6 +155,15 @@ class ChurnMetrics(Pickled):
         self._recent.append((churned, loss, *scores))
         return self._watch.update(abs(churned - p), self.labels)
 
+    def rolling_aucs(self) -> tuple[int, int, dict[str, float | None]]:
+        """Labels and positives among the last ``window`` labels, and the ROC AUC on them of the
+        model's score (``"model"``) and of each baseline's: ``snapshot``'s rolling AUCs, for less."""
+        rows = np.array(self._recent, dtype=float).reshape(-1, 3 + len(self.baselines))
+        y = rows[:, 0]
+        names = ("model", *self.baselines)
+        aucs = {name: auc(*_class_counts(y, _binned(rows[:, 2 + i]))) for i, name in enumerate(names)}
+        return len(rows), int(y.sum()), aucs
+
     def snapshot(self) -> Figures:
         """Every figure, whole stream and ``rolling`` (the last ``window`` labels), JSON-ready."""
         whole = [(np.array(neg, dtype=float), np.array(pos, dtype=float)) for neg, pos in self._counts]

@@ -33,11 +33,14 @@ generator's streams the first churners stop about half-way through), so a model 
 starts at 0.5 serves its first months of scores from negatives only, and learns that
 inactivity means loyalty before it sees a churner: on a generated year (500 customers,
 21,469 labels, 752 churned; ``streamproc evaluate``) the served AUC was 0.83 without the
-prior against the recency rule's 0.89, and 0.90 with it. Positives weigh
-``POSITIVE_WEIGHT`` (2) in the loss: churn is the rare class (3-7 % of labels), and the
-weight raised that AUC by 0.004-0.006 on two seeds without worsening the log loss. A
-weighted loss learns the odds times the weight, so ``predict`` divides them by it again:
-the probabilities stay calibrated.
+prior against the recency rule's 0.89, and 0.90 with it.
+Positives weigh ``weight`` in the loss, a weight that follows the label rate learned so far
+(``positive_weight``): ``sqrt((negatives + 1) / (positives + 1))`` clipped to
+``WEIGHT_RANGE`` (1/4 to 4), so a rare churn (3-7 % of labels on the generator) weighs up to
+4 and a majority churn (81 % of labels on one real log at a 30-day horizon) about 1/2; it
+starts at 1. It replaced a constant 2, designed for churn as the rare class. A weighted
+loss learns the odds times the weight, so ``predict`` divides them by the weight in force:
+the probabilities stay calibrated as long as the rate moves slowly.
 ``CHURN_FEATURES`` holds the customer's recency, cadence, tenure, basket, engagement and
 mood, one input for each: counts that only grow with tenure
 (``orders``, ``spend``, ``frequency``, ``feedbacks``, ``max_order``, ``abandoned_value``) repeat
@@ -88,7 +91,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 
 from river import linear_model, optim, preprocessing, stats
 
@@ -148,7 +151,8 @@ SATISFACTION_PARAMS = OnlineParams(lr=0.01, l2=1e-4)
 RECENCY_PRIOR = "recency_prior"
 """The churn model's prior input: the recency rule's log-odds (``ChurnModel.prior``)."""
 PRIOR_INTERCEPT = -1.0
-POSITIVE_WEIGHT = 2.0
+WEIGHT_RANGE = (0.25, 4.0)
+"""The positive class's weight in the churn loss stays within these bounds (``positive_weight``)."""
 Z_CLIP = 3.0
 """Scaled inputs are clipped to +-``Z_CLIP`` standard deviations before the linear model."""
 
@@ -173,12 +177,24 @@ class _OnlineModel(Pickled):
 
     features: tuple[str, ...]
     defaults: OnlineParams
+    LAYOUT = 1
+    """Bumped when the pickled layout changes: ``loads`` refuses a snapshot of another layout."""
 
     def __init__(self, params: OnlineParams | None = None) -> None:
+        self.layout = self.LAYOUT
         self.params = params or self.defaults
         self.learned = 0
         self.version = 0
         self._scaler = preprocessing.StandardScaler()
+
+    @classmethod
+    def loads(cls, data: bytes) -> Self:
+        """The model ``dumps`` wrote; a ``TypeError`` if another class's or another layout's."""
+        model = super().loads(data)
+        if getattr(model, "layout", 1) != cls.LAYOUT:
+            raise TypeError(f"{cls.__name__} snapshot of layout {getattr(model, 'layout', 1)}; "
+                            f"this streamproc reads layout {cls.LAYOUT}")
+        return model
 
     def publish(self) -> bytes:
         """Bump ``version`` and return the snapshot to publish under it."""
@@ -197,6 +213,7 @@ class ChurnModel(_OnlineModel):
 
     features = CHURN_FEATURES
     defaults = CHURN_PARAMS
+    LAYOUT = 2  # 2: the positive weight follows the label rate; the served candidate
 
     def __init__(self, params: OnlineParams | None = None, horizon_days: float = 30.0) -> None:
         super().__init__(params)
@@ -205,9 +222,17 @@ class ChurnModel(_OnlineModel):
         self.horizon_days = horizon_days
         self._regression = linear_model.LogisticRegression(
             optimizer=optim.SGD(self.params.lr), l2=self.params.l2,
-            loss=optim.losses.Log(weight_pos=POSITIVE_WEIGHT), intercept_init=PRIOR_INTERCEPT)
+            loss=optim.losses.Log(), intercept_init=PRIOR_INTERCEPT)
         set_weight(self._regression, RECENCY_PRIOR, 1.0)
         self._prior_mean = stats.Mean()
+        self.positives = 0
+        self.served = "model"
+        """The candidate the scorers serve (``models.serving``); the learner sets it before publishing."""
+
+    @property
+    def weight(self) -> float:
+        """The positive class's weight in force: ``positive_weight`` of the labels learned so far."""
+        return positive_weight(self.positives, self.learned - self.positives)
 
     def prior(self, x: Mapping[str, float]) -> float:
         """The recency rule's log-odds, ``log((days_since_last + 0.5) / horizon_days)``."""
@@ -220,7 +245,7 @@ class ChurnModel(_OnlineModel):
     def predict(self, x: Mapping[str, float]) -> float:
         """P(churn) of feature vector ``x``; before anything is learned, the prior's."""
         q = float(self._regression.predict_proba_one(self._linear(x))[True])
-        return q / (q + POSITIVE_WEIGHT * (1.0 - q))  # the learned odds divided by the weight
+        return q / (q + self.weight * (1.0 - q))  # the learned odds divided by the weight
 
     def learn(self, x: Mapping[str, float], y: int) -> None:
         """Learn one matured label: ``y`` 1 churned, 0 retained."""
@@ -228,8 +253,9 @@ class ChurnModel(_OnlineModel):
         self._scaler.learn_one(raw)
         prior = self.prior(x)
         self._prior_mean.update(prior)
-        self._regression.learn_one(self._scaled(raw) | {RECENCY_PRIOR: prior}, bool(y))
+        self._regression.learn_one(self._scaled(raw) | {RECENCY_PRIOR: prior}, bool(y), w=self.weight if y else 1.0)
         self.learned += 1
+        self.positives += 1 if y else 0
 
     def reasons(self, x: Mapping[str, float], k: int = 3) -> list[Reason]:
         """The ``k`` features that move ``x``'s log-odds most, largest first; none that move it not at all."""
@@ -263,6 +289,16 @@ class SatisfactionModel(_OnlineModel):
         self._scaler.learn_one(raw)
         self._regression.learn_one(self._scaled(raw), float(y))
         self.learned += 1
+
+
+def positive_weight(positives: int, negatives: int) -> float:
+    """The churn loss's weight of a positive after ``positives`` and ``negatives`` labels.
+
+    >>> positive_weight(0, 0), positive_weight(3, 15), positive_weight(15, 3), positive_weight(1, 999)
+    (1.0, 2.0, 0.5, 4.0)
+    """
+    low, high = WEIGHT_RANGE
+    return min(max(math.sqrt((negatives + 1) / (positives + 1)), low), high)
 
 
 def inputs(x: Mapping[str, float], features: tuple[str, ...]) -> dict[str, float]:

@@ -1,9 +1,11 @@
 """The learner's state: both online models and their prequential metrics, learned from examples.
 
 In: training examples, as published on the training-examples topic (``Example``). Out: the
-models after learning each example once, the metrics of the predictions that were *served*
-for them (predict, wait for the label, score, then learn), and a ``Drift`` when a model's
-error rises. Pure: the runtime learner (``runtime/learner.py``) checkpoints the whole state
+models after learning each example once, the prequential metrics of each churn candidate's
+own score on them (the model's prediction, the recency and P(alive) baselines'), of the
+score that was *served* (``served``), and of the satisfaction predictions (predict, wait
+for the label, score, then learn); the candidate to serve (``serving``, ``models.serving``),
+set on the churn model that is published; and a ``Drift`` when a model's error rises. Pure: the runtime learner (``runtime/learner.py``) checkpoints the whole state
 with the offset of the last example it learned, and ``streamproc evaluate`` drives the same
 state in process.
 
@@ -26,11 +28,14 @@ from typing import Any, Self
 from streamproc.models.metrics import ChurnMetrics, Drift, SatisfactionMetrics
 from streamproc.models.online import ChurnModel, SatisfactionModel
 from streamproc.models.pickled import Pickled
+from streamproc.models.serving import DECIDE_EVERY, Serving, Window, choose
 from streamproc.records import Example
 
 BASELINES = ("recency", "palive")
+SERVED = "served"
+"""The served score's name among the churn metrics' named scores (not a baseline: ``figures`` moves it out)."""
 REMEMBER = 20_000
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever a model's or the state's layout changes: ``loads`` refuses another format."""
 
 
@@ -52,7 +57,8 @@ class LearnerState(Pickled):
         self.format = FORMAT
         self.churn = ChurnModel(horizon_days=horizon_days)
         self.satisfaction = SatisfactionModel()
-        self.churn_metrics = ChurnMetrics(baselines=BASELINES)
+        self.churn_metrics = ChurnMetrics(baselines=(*BASELINES, SERVED))
+        self.serving = Serving()
         self.sat_metrics = SatisfactionMetrics()
         self.duplicates = 0
         self._recent: deque[int] = deque(maxlen=remember)
@@ -70,15 +76,12 @@ class LearnerState(Pickled):
         return True
 
     def learn(self, ex: Example) -> Drift | None:
-        """Score the served prediction against the label, then learn; the model's own
-        prediction stands in when nothing was served (before the first model)."""
+        """Score each candidate's own prediction against the label, then learn; the model's
+        prediction now stands in for its score when none was made (before the first model)."""
         if not self._first_time(ex.event_id):
             return None
         if ex.model == "churn":
-            p = ex.score if ex.score is not None else self.churn.predict(ex.features)
-            drift = self.churn_metrics.update(int(ex.label), p, {k: ex.baselines.get(k, 0.0) for k in BASELINES})
-            self.churn.learn(ex.features, int(ex.label))
-            return drift
+            return self._learn_churn(ex)
         if ex.model == "satisfaction":
             y_hat = ex.score if ex.score is not None else self.satisfaction.predict(ex.features)
             drift = self.sat_metrics.update(float(ex.label), y_hat)
@@ -86,11 +89,22 @@ class LearnerState(Pickled):
             return drift
         raise ValueError(f"unknown model {ex.model!r} in training example {ex.event_id}")
 
+    def _learn_churn(self, ex: Example) -> Drift | None:
+        own = ex.score if ex.score is not None else self.churn.predict(ex.features)
+        scores = {k: ex.baselines.get(k, 0.0) for k in BASELINES}
+        served = scores.get(ex.served or "model", own)
+        drift = self.churn_metrics.update(int(ex.label), own, scores | {SERVED: served})
+        self.churn.learn(ex.features, int(ex.label))
+        if self.churn.learned % DECIDE_EVERY == 0:
+            self.serving = choose(self.serving, Window(*self.churn_metrics.rolling_aucs()), self.churn.learned)
+            self.churn.served = self.serving.candidate
+        return drift
+
     def figures(self) -> dict[str, Any]:
         """Versions, example counts and every metric, JSON-ready."""
         return {
             "duplicates": self.duplicates,
-            "churn": {"version": self.churn.version, "learned": self.churn.learned, **self.churn_metrics.snapshot()},
+            "churn": _churn_figures(self.churn, self.churn_metrics.snapshot(), self.serving),
             "satisfaction": {"version": self.satisfaction.version, "learned": self.satisfaction.learned,
                              **self.sat_metrics.snapshot()},
         }
@@ -110,3 +124,13 @@ class LearnerState(Pickled):
             raise IncompatibleState(f"learner state of format {getattr(state, 'format', 1)}; "
                                     f"this streamproc reads format {FORMAT}")
         return state
+
+
+def _churn_figures(model: ChurnModel, metrics: dict[str, Any], serving: Serving) -> dict[str, Any]:
+    """The churn metrics with the served score's AUCs moved from the baselines to ``served``,
+    next to the candidate served and why."""
+    auc = metrics["baselines"].pop(SERVED)["auc"]
+    rolling = metrics["rolling"]["baselines"].pop(SERVED)["auc"]
+    served = serving.figures() | {"auc": auc, "rolling_auc": rolling}
+    return {"version": model.version, "learned": model.learned, "positive_weight": model.weight,
+            **metrics, "served": served}

@@ -67,4 +67,8 @@ def _online_lines(c: dict[str, Any], m: dict[str, Any]) -> list[str]:
     satisfaction = (f"  satisfaction learned {m['learned']:,}; MAE {f(m['mae'])} (last {m['rolling']['labels']:,}: "
                     f"{f(m['rolling']['mae'])}); RMSE {f(m['rmse'])}; R2 {f(m['r2'])}; "
                     f"running-mean MAE {f(m['mean_baseline_mae'])}; drifts {m['drift']['detections']}")
-    return [churn, satisfaction]
+    lines = [churn]
+    if (sv := c.get("served")) is not None:
+        lines.append(f"  churn served: {sv['candidate']} since label {sv['since']:,} (served score AUC {f(sv['auc'])}); "
+                     f"rolling AUCs {', '.join(f'{k} {f(v)}' for k, v in sv['rolling_aucs'].items())}: {sv['reason']}")
+    return lines + [satisfaction]

@@ -68,9 +68,10 @@ class Snapshot:
     """One scoring of one customer at event time ``at``, waiting for its label.
 
     ``features`` are the model's inputs from ``streamproc.features.vector.vector(profile, at)``;
-    ``score`` is the churn probability the model served (``None`` when no model was loaded
-    yet); ``baselines`` are the scores of simpler rules served alongside, to be evaluated
-    on the same label.
+    ``score`` is the churn model's own probability (``None`` when no model was loaded yet),
+    whichever candidate was served; ``baselines`` are the scores of the simpler rules, to be
+    evaluated on the same label; ``served`` names the candidate whose score was served
+    (``models.serving``: ``"model"`` or a baseline's name; ``None`` before the first model).
     """
 
     id: str
@@ -79,12 +80,13 @@ class Snapshot:
     score: float | None
     baselines: dict[str, float]
     retained_at: datetime | None = None
+    served: str | None = None
 
     @classmethod
     def take(cls, customer: str, at: datetime, features: Mapping[str, float], score: float | None,
-             baselines: Mapping[str, float]) -> Snapshot:
+             baselines: Mapping[str, float], served: str | None = None) -> Snapshot:
         """A snapshot whose ``id`` is ``snapshot_id(customer, at)``."""
-        return cls(snapshot_id(customer, at), at, dict(features), score, dict(baselines))
+        return cls(snapshot_id(customer, at), at, dict(features), score, dict(baselines), served=served)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields, ``at`` in ISO-8601.
@@ -96,7 +98,7 @@ class Snapshot:
         """
         return {"id": self.id, "at": self.at.isoformat(), "features": self.features, "score": self.score,
                 "baselines": self.baselines,
-                "retained_at": self.retained_at.isoformat() if self.retained_at else None}
+                "retained_at": self.retained_at.isoformat() if self.retained_at else None, "served": self.served}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -105,7 +107,7 @@ class Snapshot:
         back = data.get("retained_at")
         return cls(str(data["id"]), datetime.fromisoformat(data["at"]), dict(data["features"]),
                    None if score is None else float(score), dict(data["baselines"]),
-                   datetime.fromisoformat(back) if back else None)
+                   datetime.fromisoformat(back) if back else None, data.get("served"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,14 +53,22 @@ class Value:
 
 @dataclass(frozen=True, slots=True)
 class ChurnScore:
-    """The churn model's P(churn within the label horizon) served at ``at``, with the model
-    version and the features that moved it most: ``(feature, contribution to the log-odds,
-    "raises risk" | "lowers risk")``."""
+    """The churn score served at event time ``at`` by the candidate ``source`` chosen with
+    online models ``version`` (``models.serving``), and why.
+
+    ``source`` ``"model"``: ``p`` is the online model's P(churn within the label horizon) and
+    ``reasons`` the features that moved it most, ``(feature, contribution to the log-odds,
+    "raises risk" | "lowers risk")``. A baseline (``"recency"``, ``"palive"``): ``p`` is its
+    score (higher is riskier; a rank more than a probability) and ``reasons`` the one input it
+    reads, ``(feature, its value, the way it moves the score)``: ``("days_since_last", days,
+    "raises risk")`` or ``("p_alive", P(alive), "lowers risk")``.
+    """
 
     p: float
     version: int
     reasons: tuple[tuple[str, float, str], ...]
     at: datetime
+    source: str = "model"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,8 @@ class Evaluation:
         """The headline figures (the keys of ``--json``)."""
         churn, sat = self.figures["churn"], self.figures["satisfaction"]
         return {
-            "churn_auc": churn["auc"], "recency_auc": churn["baselines"]["recency"]["auc"],
+            "churn_auc": churn["auc"], "served_auc": churn["served"]["auc"], "served": churn["served"]["candidate"],
+            "recency_auc": churn["baselines"]["recency"]["auc"],
             "palive_auc": churn["baselines"]["palive"]["auc"], "churn_log_loss": churn["log_loss"],
             "churn_ece": churn["ece"], "satisfaction_mae": sat["mae"], "satisfaction_rmse": sat["rmse"],
             "satisfaction_r2": sat["r2"], "mean_baseline_mae": sat["mean_baseline_mae"],

@@ -13,7 +13,9 @@ from rich.console import Group
 from rich.table import Table
 
 from streamproc.features.vector import FEATURES, vector
-from streamproc.state.profile import Profile
+from streamproc.state.profile import ChurnScore, Profile
+
+SOURCES = {"model": "online model", "recency": "recency rule", "palive": "BG/NBD 1 - P(alive)"}
 
 
 def _t(v: datetime | None) -> str:
@@ -32,8 +34,7 @@ def _table(title: str, rows: list[tuple[str, str]]) -> Table:
 def _scores(p: Profile) -> list[tuple[str, str]]:
     """The online models' scores: churn risk, predicted satisfaction, the latest text-only feedback."""
     if p.churn is not None:
-        why = "; ".join(f"{feature} {direction} ({contribution:+.2f})" for feature, contribution, direction in p.churn.reasons)
-        rows = [("churn risk", f"{p.churn.p:.3f} (online model v{p.churn.version}, {_t(p.churn.at)}): {why or '-'}")]
+        rows = [("churn risk", churn_risk(p.churn))]
     else:
         rows = [("churn risk", "no model published yet")]
     if p.predicted_satisfaction is not None:
@@ -63,6 +64,15 @@ def memberships(p: Profile, horizon_days: float, currency: str) -> list[tuple[st
     cluster = f"{p.cluster}: {p.cluster_name}" if p.cluster is not None else "not assigned yet (model warming up)"
     rows.append(("behaviour cluster", cluster))
     return rows + _scores(p)
+
+
+def churn_risk(c: ChurnScore) -> str:
+    """The served churn score, which candidate served it (``models.serving``), as of when, and why."""
+    if c.source == "model":
+        why = "; ".join(f"{feature} {direction} ({contribution:+.2f})" for feature, contribution, direction in c.reasons)
+    else:
+        why = "; ".join(f"{feature} {value:g}" for feature, value, _ in c.reasons)
+    return f"{c.p:.3f} ({SOURCES.get(c.source, c.source)}, online models v{c.version}, {_t(c.at)}): {why or '-'}"
 
 
 def render(p: Profile, now: datetime, horizon_days: float, currency: str) -> Group:

@@ -128,7 +128,7 @@ def test_cold_models() -> None:
     cold = ChurnModel(horizon_days=30)
     assert sorted(people, key=cold.predict) == sorted(people, key=recency_score)
     lapsed = people[0] | {"days_since_last": 59.5}
-    assert cold.predict(lapsed) == pytest.approx(1 / (1 + math.e))  # odds 2:e at two horizons, / 2 the positive weight
+    assert cold.predict(lapsed) == pytest.approx(2 / (2 + math.e))  # odds 2:e at two horizons, weight 1 before any label
     assert [(r.feature, r.direction) for r in cold.reasons(lapsed)] == [("days_since_last", "raises risk")]
     assert SatisfactionModel().predict(people[0]) == 0.5
 
