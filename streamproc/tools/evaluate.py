@@ -106,7 +106,7 @@ def _steps(events: list[InputEvent], step: timedelta) -> Iterable[tuple[datetime
     yield end, chunk
 
 
-def _refit(profiles: dict[str, Profile], at: datetime, version: int) -> ltv.LtvParams | None:
+def refit(profiles: dict[str, Profile], at: datetime, version: int) -> ltv.LtvParams | None:
     summaries = [s for p in profiles.values() if (s := purchases.summary(p.days, max(at, p.last_seen))) is not None]
     try:
         return ltv.fit(summaries, version, at)
@@ -114,13 +114,30 @@ def _refit(profiles: dict[str, Profile], at: datetime, version: int) -> ltv.LtvP
         return None
 
 
+@dataclass
+class Replayed:
+    """What a replay ends with: the metrics, and the profiles, population and learner as of its end."""
+
+    evaluation: Evaluation
+    profiles: dict[str, Profile]
+    population: Population
+    state: LearnerState
+    until: datetime | None
+
+
 def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
              progress: Progress | None = None) -> Evaluation:
     """Run ``events`` (in event-time order) through the pipeline and the learner; see the module docstring."""
+    return replay(events, settings, step_days, refit_days, progress).evaluation
+
+
+def replay(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
+           progress: Progress | None = None) -> Replayed:
+    """``evaluate``, keeping the final profiles, population and learner state (for ``holdout``)."""
     rules = settings.rules()
     state, pop, profiles = LearnerState(horizon_days=settings.churn_label_days), Population(), {}
     out = Evaluation(events=len(events))
-    next_refit, version, done = None, 0, 0
+    next_refit, version, done, until = None, 0, 0, None
     for until, chunk in _steps(events, timedelta(days=step_days)):
         result = apply_batch(chunk, profiles, pop, rules)
         profiles.update(result.profiles)
@@ -132,7 +149,7 @@ def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.
         next_refit = next_refit or until + timedelta(days=refit_days)
         if until >= next_refit:
             version += 1
-            pop = replace(pop, ltv=_refit(profiles, until, version) or pop.ltv)
+            pop = replace(pop, ltv=refit(profiles, until, version) or pop.ltv)
             next_refit = until + timedelta(days=refit_days)
         pop = replace(pop, churn=copy.deepcopy(state.churn), satisfaction=copy.deepcopy(state.satisfaction))
         out.timeline.append(_row(until, state))
@@ -140,7 +157,7 @@ def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.
         if progress:
             progress(done, len(events))
     out.figures = state.figures()
-    return out
+    return Replayed(out, profiles, pop, state, until)
 
 
 def _row(at: datetime, state: LearnerState) -> dict[str, Any]:

@@ -312,3 +312,14 @@ def test_config_rejects_invalid_values() -> None:
         GeneratorConfig(customers=-1)
     with pytest.raises(ValueError):
         GeneratorConfig(start=datetime(2026, 1, 5))
+
+
+def test_cadence_scales_how_often_customers_visit_and_buy() -> None:
+    def counts(cadence: float) -> Counter[str]:
+        return Counter(e["type"] for e in generate(GeneratorConfig(customers=120, days=120, seed=3, cadence=cadence)))
+
+    weekly, monthly = counts(1.0), counts(0.25)
+    for kind in ("clickstream", "purchase"):
+        assert 0.15 < monthly[kind] / weekly[kind] < 0.4, (kind, monthly[kind], weekly[kind])
+    with pytest.raises(ValueError, match="cadence"):
+        GeneratorConfig(cadence=0)
