@@ -243,9 +243,15 @@ def profile(customer_id: str, as_json: bool) -> None:
     """Show the live profile of CUSTOMER_ID (a raw id or its key) from Redis: lifecycle stage,
     RFM scores and segment, P(alive), expected purchases and spend, CLV and value tier,
     behaviour cluster, sessions and abandoned carts, purchases, feedback and every derived
-    feature, as of the newest event time streamproc has seen (needs STREAMPROC_REDIS_URL)."""
+    feature, as of the newest event time streamproc has seen (needs STREAMPROC_REDIS_URL).
+
+    The churn risk is read as of that time: the candidate the current online models serve,
+    computed from the profile now (its recency, P(alive) from the current fit), not the score
+    stored at its last rescoring, which is shown beside it. --json adds it as 'churn_now'."""
+    import orjson
     from rich.console import Console
 
+    from streamproc.decisions.learning import churn_as_of
     from streamproc.ops.stats import StatsReader
     from streamproc.state import codec
     from streamproc.tools.show import render
@@ -257,10 +263,13 @@ def profile(customer_id: str, as_json: bool) -> None:
     p = reader.profile(s.pseudonymiser().customer(customer_id))
     if p is None:
         raise click.ClickException(f"no profile for {customer_id!r} in {s.redis_url}")
+    now = reader.event_time() or p.last_seen
+    current = churn_as_of(p, now, reader.models(), s.rules())
     if as_json:
-        click.echo(codec.dumps(p).decode())
+        doc = orjson.loads(codec.dumps(p))
+        click.echo(orjson.dumps(doc | {"churn_now": orjson.loads(codec.dumps(current)) if current else None}).decode())
         return
-    Console().print(render(p, reader.event_time() or p.last_seen, s.ltv_horizon_days, s.base_currency))
+    Console().print(render(p, now, s.ltv_horizon_days, s.base_currency, current))
 
 
 @cli.command()

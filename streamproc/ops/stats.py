@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import orjson
 import redis
 
+from streamproc.decisions.rules import Population
+from streamproc.models.ltv import LtvParams
+from streamproc.models.online import ChurnModel, SatisfactionModel
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
+
+M = TypeVar("M", ChurnModel, SatisfactionModel)
 
 
 @dataclass
@@ -95,5 +101,23 @@ class StatsReader:
         profiles = (codec.loads(Profile, doc) for doc in pipe.execute() if doc)
         return {p.customer_id: p for p in profiles}
 
+    def models(self) -> Population:
+        """The models a worker scores with now: the published online models and the lifetime-value fit."""
+        churn, satisfaction = self.r.hmget(self.keys.online_models, "churn", "satisfaction")
+        ltv = self.r.hget(self.keys.models, "ltv")
+        return Population(
+            churn=_loaded(ChurnModel, churn), satisfaction=_loaded(SatisfactionModel, satisfaction),
+            ltv=LtvParams.from_dict(orjson.loads(ltv)) if ltv else None,
+        )
+
     def close(self) -> None:
         self.r.close()
+
+
+def _loaded(kind: type[M], data: bytes | None) -> M | None:
+    """A published model snapshot, or None when there is none or it has another layout (the
+    learner replaces it with its next version)."""
+    try:
+        return kind.loads(data) if data else None
+    except (TypeError, ValueError, AttributeError, ModuleNotFoundError):
+        return None

@@ -31,12 +31,12 @@ def _table(title: str, rows: list[tuple[str, str]]) -> Table:
     return t
 
 
-def _scores(p: Profile) -> list[tuple[str, str]]:
-    """The online models' scores: churn risk, predicted satisfaction, the latest text-only feedback."""
+def _scores(p: Profile, current: ChurnScore | None) -> list[tuple[str, str]]:
+    """The online models' scores: churn risk as of the read (``current``) and as stored at the last
+    rescoring, predicted satisfaction, the latest text-only feedback."""
+    rows = [("churn risk now", churn_risk(current) if current is not None else "no model published yet")]
     if p.churn is not None:
-        rows = [("churn risk", churn_risk(p.churn))]
-    else:
-        rows = [("churn risk", "no model published yet")]
+        rows.append(("churn risk at rescoring", churn_risk(p.churn)))
     if p.predicted_satisfaction is not None:
         rows.append(("predicted satisfaction", f"{p.predicted_satisfaction:.2f} (0-1)"))
     if (u := p.unrated_feedback) is not None:
@@ -45,7 +45,8 @@ def _scores(p: Profile) -> list[tuple[str, str]]:
     return rows
 
 
-def memberships(p: Profile, horizon_days: float, currency: str) -> list[tuple[str, str]]:
+def memberships(p: Profile, horizon_days: float, currency: str,
+                current: ChurnScore | None = None) -> list[tuple[str, str]]:
     rows = [("lifecycle stage", f"{p.stage} since {_t(p.stage_since)} ({p.stage_reason})")]
     if p.rfm:
         rows.append(("RFM", f"R {p.rfm.r}  F {p.rfm.f}  M {p.rfm.m}  ->  {p.rfm.segment}"))
@@ -63,7 +64,7 @@ def memberships(p: Profile, horizon_days: float, currency: str) -> list[tuple[st
         rows.append(("lifetime value", "not yet: no purchase, or no population fit yet"))
     cluster = f"{p.cluster}: {p.cluster_name}" if p.cluster is not None else "not assigned yet (model warming up)"
     rows.append(("behaviour cluster", cluster))
-    return rows + _scores(p)
+    return rows + _scores(p, current)
 
 
 def churn_risk(c: ChurnScore) -> str:
@@ -75,7 +76,8 @@ def churn_risk(c: ChurnScore) -> str:
     return f"{c.p:.3f} ({SOURCES.get(c.source, c.source)}, online models v{c.version}, {_t(c.at)}): {why or '-'}"
 
 
-def render(p: Profile, now: datetime, horizon_days: float, currency: str) -> Group:
+def render(p: Profile, now: datetime, horizon_days: float, currency: str,
+           current: ChurnScore | None = None) -> Group:
     """Every section of the profile, features computed as of event time ``now``, amounts labelled
     with ``currency`` (the base currency, ``STREAMPROC_BASE_CURRENCY``)."""
     t = p.visits.totals
@@ -113,7 +115,7 @@ def render(p: Profile, now: datetime, horizon_days: float, currency: str) -> Gro
     for name, meaning in FEATURES.items():
         features.add_row(name, f"{f[name]:.3f}", meaning)
     return Group(
-        _table(f"customer {p.customer_id}", memberships(p, horizon_days, currency)), "",
+        _table(f"customer {p.customer_id}", memberships(p, horizon_days, currency, current)), "",
         _table("activity", activity), "", _table("purchases", purchases), "", _table("feedback", feedback), "",
         features,
     )

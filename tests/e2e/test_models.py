@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,13 @@ import orjson
 import redis
 
 from streamproc.contracts import Contracts
+from streamproc.decisions.learning import churn_as_of
 from streamproc.ops.produce import event_records, publish
+from streamproc.ops.stats import StatsReader
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.sim.generator import GeneratorConfig, generate
-from tests.live import consume, processed, wait_for
+from tests.builders import SETTINGS
+from tests.live import consume, processed, report, wait_for
 
 CONFIG = GeneratorConfig(customers=60, days=75, seed=29)
 FAST_MODELS = {"STREAMPROC_MODEL_PUBLISH_EXAMPLES": "40", "STREAMPROC_MODEL_PUBLISH_S": "1"}
@@ -88,3 +92,23 @@ def test_two_workers_score_with_each_published_version(kafka_url: str, redis_url
         list(redis.Redis.from_url(redis_url).scan_iter(match="sp:profile:*")))]
     versions = {p["churn"]["version"] for p in profiles if p.get("churn")}
     assert len(versions) >= 2 and max(versions) <= version
+    stored_ages, read_ages = scores_at_the_end(redis_url)
+    assert read_ages and set(read_ages) == {0.0}  # every customer's score as read is as of the newest event time
+    report(f"churn score ages at the end ({len(read_ages)} customers): stored at the last rescoring "
+           f"median {statistics.median(stored_ages):.1f} days, max {max(stored_ages):.1f}; read: all 0 days")
+
+
+def scores_at_the_end(redis_url: str) -> tuple[list[float], list[float]]:
+    """Days between the newest event time and each customer's churn score: as stored at its last
+    rescoring, and as a read now serves it (``churn_as_of``), with the current model version."""
+    reader = StatsReader(redis_url)
+    now, models = reader.event_time(), reader.models()
+    assert now is not None and models.churn is not None
+    stored, read = [], []
+    for p in reader.all_profiles().values():
+        current = churn_as_of(p, now, models, SETTINGS.rules())
+        assert current is not None and current.version == models.churn.version
+        read.append((now - current.at).total_seconds() / 86400)
+        if p.churn is not None:
+            stored.append((now - p.churn.at).total_seconds() / 86400)
+    return stored, read
