@@ -144,8 +144,9 @@ class Processor:
         loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
         await self._recover(loaded.outboxes)
         batch = self._admit(records, verdicts, loaded, parts, started)
-        waiting = await self.store.waiting(self._watermarks(batch), self.order.release_limit)
+        waiting = await self.store.waiting(self._gated(self._watermarks(batch), loaded), self.order.release_limit)
         if not (records or waiting.held or waiting.due):
+            self._poke(batch, waiting)
             return
         changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
                        self.store.rules, self.outlets, datetime.now(timezone.utc))
@@ -154,7 +155,7 @@ class Processor:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
         await self.store.write(changes, guard)
         await self._publish(changes)
-        self._poke(waiting)
+        self._poke(batch, waiting)
 
     def _admit(self, records: list[Consumed], verdicts: list[Verdict], loaded: Loaded, parts: list[int],
                started: float) -> Batch:
@@ -189,10 +190,22 @@ class Processor:
             await self._send(changes.records)
             await self.store.published(list(changes.partitions), changes.outbox)
 
-    def _poke(self, waiting: Waiting) -> None:
-        marks = [t for t in waiting.watermarks.values() if t != float("-inf")]
-        if self.refit is not None and marks:
-            self.refit.poke(max(marks))
+    def _gated(self, marks: dict[int, float], loaded: Loaded) -> dict[int, float]:
+        """The watermarks held at the next population fit (see ``runtime.refit``): with fits, nothing
+        after it is applied until it is stored, and nothing at all before the first is scheduled."""
+        if self.refit is None:
+            return marks
+        gate = loaded.next_fit if loaded.next_fit is not None else float("-inf")
+        return {p: min(t, gate) for p, t in marks.items()}
+
+    def _poke(self, batch: Batch, waiting: Waiting) -> None:
+        """Tell the refitter how far each partition is applied: its watermark after the gate and the
+        release limit, or ``inf`` for one that never carried a record and has nothing to read."""
+        if self.refit is None:
+            return
+        empty = {p for p in batch.partitions if not any(tp_key(t, p) in batch.intake.high for t in self.types)
+                 and all(self._idle(tp_key(t, p), batch.offsets) for t in self.types)}
+        self.refit.poke({p: float("inf") if p in empty else t for p, t in waiting.watermarks.items()})
 
     def _arrived(self, sources: Iterable[Any]) -> None:
         now = self.order.clock()
