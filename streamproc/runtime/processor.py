@@ -200,12 +200,15 @@ class Processor:
 
     def _poke(self, batch: Batch, waiting: Waiting) -> None:
         """Tell the refitter how far each partition is applied: its watermark after the gate and the
-        release limit, or ``inf`` for one that never carried a record and has nothing to read."""
+        release limit, or ``inf`` once it has nothing to read and every event it carried is applied."""
         if self.refit is None:
             return
-        empty = {p for p in batch.partitions if not any(tp_key(t, p) in batch.intake.high for t in self.types)
-                 and all(self._idle(tp_key(t, p), batch.offsets) for t in self.types)}
-        self.refit.poke({p: float("inf") if p in empty else t for p, t in waiting.watermarks.items()})
+        self.refit.poke({p: float("inf") if self._done(p, t, batch) else t for p, t in waiting.watermarks.items()})
+
+    def _done(self, partition: int, applied: float, batch: Batch) -> bool:
+        tps = [tp_key(t, partition) for t in self.types]
+        newest = max((batch.intake.high[tp] for tp in tps if tp in batch.intake.high), default=float("-inf"))
+        return applied >= newest and all(self._idle(tp, batch.offsets) for tp in tps)
 
     def _arrived(self, sources: Iterable[Any]) -> None:
         now = self.order.clock()

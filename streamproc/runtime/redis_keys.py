@@ -18,7 +18,7 @@ class RedisKeys:
     ``P:offsets:{pN}``             hash    ``topic:N`` -> last applied offset of that partition
     ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
     ``P:progress``                 hash    partition -> event time up to which its state is applied
-                                           (``inf``: never carried a record and idle); fits wait for it
+                                           (``inf``: idle, all applied); fits wait for the slowest
     ``P:spend``                    zset    customer -> total spend (population ranks, RFM M)
     ``P:pop:<dim>``                zset    customer -> last purchase time (recency), orders
                                            (frequency) or CLV: population quantiles

@@ -25,10 +25,12 @@ one history fit the same parameters however fast each partition was drained:
 
 The cost is that partitions advance together, one fit period apart at most: in a replay a
 fast partition waits for the slowest at each fit time; live, partitions are seconds apart
-and a fit takes seconds. A partition that never carried a record and has nothing to read
-does not hold fits back; one that carried records and then falls silent does, at its last
-event (its events might still come), and with it every partition once they reach the
-next fit time. A failed fit is postponed by a day of event time, so it cannot stop the stream.
+and a fit takes seconds. A partition with nothing left to read whose every event is applied
+(``Ordering.idle_after_s``) does not hold fits back: one that ran out first in a replay, or
+that never carried a record, or fell silent. The residual: a partition whose producer pauses
+for longer than that, then sends events older than the fit time, has them applied after the
+fit, so that fit did not see them (a replay that publishes everything up front never
+pauses). A failed fit is postponed by a day of event time, so it cannot stop the stream.
 
 One worker fits at a time (a lock key with a timeout); the fit runs beside the stream in a
 background task, and the CPU-heavy part (decoding the profiles, the maximum-likelihood fits
@@ -257,8 +259,10 @@ def _fit(documents: list[bytes], clusters: bytes | None, n_clusters: int, at: da
          version: int, horizon_days: float) -> Fitted:
     """In the fit process: decode the profile documents, fit lifetime value on the buyers'
     summaries, then teach the cluster model (stored as ``clusters``, or a new one of
-    ``n_clusters``) every customer's input, and take the population's values as of ``at``."""
-    profiles = [codec.loads(Profile, d) for d in documents]
+    ``n_clusters``) every customer's input, and take the population's values as of ``at``.
+    Profiles are taken by customer id, not in the order Redis scanned them: on a flat likelihood
+    the optimum found depends on the order of the sums, and replays must agree."""
+    profiles = sorted((codec.loads(Profile, d) for d in documents), key=lambda p: p.customer_id)
     model = ClusterModel.loads(clusters) if clusters is not None else ClusterModel(
         ClusterParams(n_clusters=n_clusters, min_learned=20 * n_clusters))
     summaries, inputs = _fit_inputs(profiles, at, version)
