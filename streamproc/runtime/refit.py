@@ -106,21 +106,24 @@ class Refitter:
             await self._postpone()
 
     async def _record(self) -> float | None:
-        """Store this worker's progress; the slowest partition's, once a fit is scheduled (None before)."""
+        """Store this worker's progress; the slowest partition's, once a fit is scheduled (None before).
+        Idle partitions count as done, but never past the newest event seen: an idle stream does
+        not fit on into the future."""
         changed = {p: t for p, t in self._progress.items() if self._written.get(p) != t}
         pipe = self.r.pipeline(transaction=False)
         if changed:
             pipe.hset(self.keys.progress, mapping={str(p): repr(t) for p, t in changed.items()})
         pipe.hgetall(self.keys.progress)
         pipe.hget(self.keys.models, "next_fit")
-        pipe.hkeys(self.keys.watermarks)
+        pipe.hgetall(self.keys.watermarks)
         *_, stored, next_fit, seen = await pipe.execute()
         self._written.update(changed)
         progress = {int(p): float(t) for p, t in stored.items()}
         if next_fit is None:
             await self._schedule(progress, {partition_of(k.decode()) for k in seen})
             return None
-        return min(progress.get(p, float("-inf")) for p in range(self.partitions))
+        newest = max((float(t) for t in seen.values()), default=float("-inf"))
+        return min(newest, *(progress.get(p, float("-inf")) for p in range(self.partitions)))
 
     async def _schedule(self, progress: dict[int, float], seen: set[int]) -> None:
         """Schedule the first fit once every partition has carried a record (or is empty and idle):

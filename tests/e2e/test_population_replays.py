@@ -47,9 +47,11 @@ def memberships(redis_url: str) -> dict[str, dict[str, Any]]:
 
 
 def settled(redis_url: str, n: int) -> bool:
-    """Every record handled and nothing left waiting in a buffer."""
+    """Every record handled, nothing left waiting in a buffer, and no fit due before the newest event."""
     r = redis.Redis.from_url(redis_url)
-    return processed(redis_url) == n and not any(r.zcard(f"sp:buffer:{{p{p}}}") for p in range(4))
+    newest = max((float(t) for t in r.hvals("sp:watermarks")), default=0.0)
+    return (processed(redis_url) == n and not any(r.zcard(f"sp:buffer:{{p{p}}}") for p in range(4))
+            and float(r.hget("sp:models", "next_fit") or 0) > newest)
 
 
 def run(events: list[dict[str, Any]], kafka_url: str, redis_url: str, contracts: Contracts,
