@@ -47,7 +47,7 @@ def test_recency_is_served_where_the_model_is_worse() -> None:
     assert (state.serving.candidate, state.churn.served, served["candidate"]) == ("recency",) * 3
     aucs = served["rolling_aucs"]
     assert aucs["recency"] >= aucs["model"] + MARGIN
-    assert 0 < served["since"] <= 1500 and served["window_labels"] == 1000
+    assert served["since"] == 0 and served["window_labels"] == 1000  # served first, never replaced
 
 
 def test_the_model_is_served_where_it_is_better() -> None:
@@ -76,22 +76,22 @@ def test_no_flapping_around_equal_aucs() -> None:
     serving = Serving()
     for i in range(200):
         base = 0.7 + 0.05 * rng.random()
-        serving = choose(serving, window(base, base + rng.uniform(-0.9, 0.9) * MARGIN), learned=i)
-        assert serving.candidate == "model"
+        serving = choose(serving, window(base + rng.uniform(-0.9, 0.9) * MARGIN, base), learned=i)
+        assert serving.candidate == "recency"
     margin = auc_se(0.70, 100, 900)
     assert margin > MARGIN  # 100 churners of 1,000: the AUC's standard error is the margin
-    serving = choose(serving, window(0.70, 0.70 + 0.9 * margin), learned=450)
-    assert serving.candidate == "model"
-    serving = choose(serving, window(0.70, 0.70 + margin + 0.001), learned=500)
-    assert (serving.candidate, serving.since) == ("recency", 500)
-    serving = choose(serving, window(0.70 + MARGIN, 0.70), learned=550)
-    assert (serving.candidate, serving.since) == ("recency", 500)
+    serving = choose(serving, window(0.70 + 0.9 * margin, 0.70), learned=450)
+    assert serving.candidate == "recency"
+    serving = choose(serving, window(0.70 + margin + 0.001, 0.70), learned=500)
+    assert (serving.candidate, serving.since) == ("model", 500)
+    serving = choose(serving, window(0.70, 0.70 + MARGIN), learned=550)
+    assert (serving.candidate, serving.since) == ("model", 500)
 
 
 @pytest.mark.parametrize("labels, positives", [(MIN_LABELS - 1, 50), (1000, 5), (1000, 995)])
 def test_too_few_labels_or_one_class_keep_the_choice(labels: int, positives: int) -> None:
-    serving = choose(Serving(), window(0.5, 0.9, labels, positives), learned=labels)
-    assert serving.candidate == "model" and serving.reason.startswith("kept: fewer than")
+    serving = choose(Serving(), window(0.9, 0.5, labels, positives), learned=labels)
+    assert serving.candidate == "recency" and serving.reason.startswith("kept: fewer than")
 
 
 def test_the_weight_follows_the_label_rate() -> None:
@@ -122,3 +122,8 @@ def test_a_snapshot_keeps_the_models_own_score_when_a_baseline_is_served() -> No
     assert scored.churn.reasons == (("days_since_last", 12.0, "raises risk"),) and scored.churn.at == now
     assert snap.score == round(model.predict(v), 4) and snap.served == "recency" and snap.baselines == base
     assert snap.at == now > T0
+
+
+def test_a_served_model_gives_way_when_recency_ranks_clearly_better() -> None:
+    serving = choose(Serving("model"), window(0.70, 0.80), learned=300)
+    assert (serving.candidate, serving.since) == ("recency", 300)

@@ -28,8 +28,8 @@ def test_figures_and_parameters_get_a_line_each_and_missing_metrics_a_dash() -> 
         "online models: version 3",
         ("  churn        learned 12,345; labels 2,345 (345 churned); AUC 0.812 (last 0: -); log loss -; ECE -; "
          "recency AUC -; P(alive) AUC -; drifts 0"),
-        ("  churn served: model since label 0 (served score AUC -); rolling AUCs : served first: its recency "
-         "prior ranks as the recency rule until it learns"),
+        ("  churn served: recency since label 0 (served score AUC -); rolling AUCs : served first: the model "
+         "replaces it once it ranks recent labels clearly better"),
         "  satisfaction learned 4,321; MAE 0.654 (last 0: -); RMSE -; R2 -; running-mean MAE -; drifts 0",
         "population fit: version 2, at event time 2026-03-01T00:00:00+00:00 on 1,500 customers",
         "  BG/NBD r=0.500 alpha=10.123 a=0.800 b=2.500; Gamma-Gamma p=6.000 q=4.000 v=15.500",
