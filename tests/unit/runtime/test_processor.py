@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
 
 import orjson
 import pytest
 
-import streamproc.pipeline
 from streamproc.contracts import Contracts
 from streamproc.ingest.decode import Decoded, Source
 from streamproc.ingest.redact import redact
 from streamproc.ops.dlq import original_bytes
 from streamproc.ordering import Consumed
 from streamproc.runtime import assemble
-from streamproc.runtime.processor import Processor
 from streamproc.runtime.store import MemoryStore
 from tests.builders import SETTINGS
+from tests.processing import Clock, Published, failing_on, processor
 
 KEYS = SETTINGS.pseudonymiser()
 
@@ -30,36 +28,6 @@ def click(i: int, customer: str = "Z1", minute: int | None = None, event_id: str
     return orjson.dumps({"event_id": event_id or f"e{i}", "type": "clickstream", "customer_id": customer,
                          "ts": f"2026-01-01T10:{i if minute is None else minute:02d}:00+00:00", "session_id": "s",
                          "page": "/", "action": "page_view"})
-
-
-class Published:
-    """The processor's ``send`` callback: records it was given, by topic."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    async def __call__(self, topic: str, key: bytes, value: bytes) -> Awaitable[None]:
-        self.records.append((topic, orjson.loads(value)))
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [v for t, v in self.records if t == topic]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def processor(contracts: Contracts, store: MemoryStore, send: Any, idle_after_s: float = 0.0,
-              clock: Clock | None = None) -> Processor:
-    settings = SETTINGS.model_copy(update={"idle_after_s": idle_after_s})
-    return assemble.processor(settings, contracts, send, store=store, clock=clock)
 
 
 def run(*steps: Awaitable[None]) -> None:
@@ -137,18 +105,6 @@ def test_bad_bytes_and_late_events_are_dead_lettered(contracts: Contracts) -> No
     assert original_bytes(dead[1]) == b"\xff{"
     assert dead[2]["reason"] == "late_event" and original_bytes(dead[2]) == redact(click(1, minute=1), KEYS)
     assert (stats(store)["late:clickstream"], stats(store)["dead_lettered"]) == (1, 2)
-
-
-def failing_on(monkeypatch: pytest.MonkeyPatch, event_id: str) -> None:
-    """Processing the event ``event_id`` (a key, as decoded) raises."""
-    step = streamproc.pipeline.step
-
-    def buggy(p, event, pop, rules):  # noqa: ANN001, ANN202
-        if event.event_id == event_id:
-            raise ValueError("bad state")
-        return step(p, event, pop, rules)
-
-    monkeypatch.setattr(streamproc.pipeline, "step", buggy)
 
 
 def test_an_event_whose_processing_raises_is_dead_lettered_alone(contracts: Contracts, monkeypatch) -> None:
