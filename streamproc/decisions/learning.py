@@ -44,18 +44,21 @@ def baselines(v: dict[str, float], p: Profile, horizon: timedelta, p_alive: floa
     return {"recency": days / (days + horizon.total_seconds() / 86400), "palive": min(max(dead, 0.0), 1.0)}
 
 
-def churn_as_of(p: Profile, now: datetime, pop: Population, rules: Rules) -> ChurnScore | None:
+def churn_as_of(p: Profile, now: datetime, pop: Population, rules: Rules) -> ChurnScore:
     """The churn score a read at event time ``now`` serves: the candidate the current model version
     serves, computed from the profile as of ``now`` (its recency, and P(alive) from the current
-    lifetime-value fit), whatever the time of its last rescoring; None before the first model.
-    The profile itself is not changed: no snapshot is taken, nothing is learned."""
-    if pop.churn is None:
-        return None
+    lifetime-value fit), whatever the time of its last rescoring. Before the first model version
+    it is the recency rule's score (version 0), the candidate served first, so no customer goes
+    unscored. The profile itself is not changed: no snapshot is taken, nothing is learned."""
     at = max(now, p.last_seen)
     v = vector(p, at)
     x = {f: v[f] for f in CHURN_FEATURES}
     alive = p_alive_as_of(p, at, pop)
-    return _served(pop.churn, x, pop.churn.predict(x), baselines(v, p, rules.churn_label_after, alive), p, at, alive)
+    base = baselines(v, p, rules.churn_label_after, alive)
+    if pop.churn is None:
+        reasons = (("days_since_last", round(x["days_since_last"], 4), "raises risk"),)
+        return ChurnScore(round(base["recency"], 4), 0, reasons, at, "recency")
+    return _served(pop.churn, x, pop.churn.predict(x), base, p, at, alive)
 
 
 def p_alive_as_of(p: Profile, now: datetime, pop: Population) -> float | None:

@@ -53,17 +53,19 @@ class Holdout:
     customers: int
     churned: int
     served: str | None
+    label_days: float
     aucs: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cut": self.cut, "holdout_days": self.holdout_days, "customers": self.customers,
-                "churned": self.churned, "served": self.served, "auc": self.aucs}
+                "churned": self.churned, "served": self.served, "label_days": self.label_days, "auc": self.aucs}
 
     def lines(self) -> list[str]:
         """The report as text: the outcome, then one line per score."""
         share = self.churned / self.customers if self.customers else 0.0
         out = [f"held out: {self.holdout_days:g} days after {self.cut[:10]}; {self.customers:,} customers known "
-               f"at the cut, {self.churned:,} ({share:.0%}) inactive in the period (churned)"]
+               f"at the cut, {self.churned:,} ({share:.0%}) inactive in the period (churned); the models "
+               f"learned churn labels of {self.label_days:g} days (STREAMPROC_CHURN_LABEL_DAYS)"]
         names = {"served": f"served churn score ({self.served})", "model": "online model",
                  "recency": "recency rule", "palive": "BG/NBD 1 - P(alive), purchase days",
                  "activity_bgnbd": "BG/NBD 1 - P(alive), activity days"}
@@ -107,7 +109,7 @@ def holdout(events: list[InputEvent], settings: Settings, holdout_days: float, s
         v = vector(p, max(cut, p.last_seen))
         alive = learning.p_alive_as_of(p, cut, pop)
         base = learning.baselines(v, p, rules.churn_label_after, alive)
-        scores["served"].append(served.p if served is not None else base["recency"])
+        scores["served"].append(served.p)
         scores["model"].append(pop.churn.predict({f: v[f] for f in CHURN_FEATURES})
                                if pop.churn is not None else base["recency"])
         scores["recency"].append(v["days_since_last"])
@@ -119,7 +121,7 @@ def holdout(events: list[InputEvent], settings: Settings, holdout_days: float, s
     if not activity:
         aucs["activity_bgnbd"] = None
     served_name = pop.churn.served if pop.churn is not None else "recency"
-    return Holdout(cut.isoformat(), holdout_days, len(ids), sum(y), served_name, aucs)
+    return Holdout(cut.isoformat(), holdout_days, len(ids), sum(y), served_name, settings.churn_label_days, aucs)
 
 
 def _activity_fit(events: list[InputEvent], cut: datetime) -> dict[str, float]:

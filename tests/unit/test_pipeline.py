@@ -7,6 +7,7 @@ from functools import partial
 
 import pytest
 
+from streamproc.decisions.learning import churn_as_of
 from streamproc.decisions.rules import Population
 from streamproc.eventtime import advance, watermarks
 from streamproc.features.vector import FEATURES
@@ -172,3 +173,12 @@ def test_text_only_feedback_before_any_model_is_applied_without_estimate() -> No
     p, res = run([rate("a", 0, text="Nice shop")])
     assert (p.feedbacks, p.texts, p.unrated_feedback) == (1, 1, None) and p.last_sentiment > 0
     assert not [o for o in res.outputs if isinstance(o, Example)]
+
+
+def test_a_read_scores_every_customer_as_of_the_read_recency_before_any_model() -> None:
+    p, _ = run([click("a", 0), buy("b", 1)])
+    score = churn_as_of(p, at(31), NOBODY, RULES)
+    assert (score.source, score.version, score.at) == ("recency", 0, at(31))
+    assert score.reasons == (("days_since_last", 30.0, "raises risk"),)
+    later = churn_as_of(p, at(61), NOBODY, RULES)
+    assert later.p > score.p  # as of the read, not of the last rescoring
