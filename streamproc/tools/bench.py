@@ -272,7 +272,7 @@ def summary(rounds: list[RoundResult], events: int, opts: BenchOptions, settings
     lat = rounds[-1].latencies or []
     return {
         "events": events, "repeat": len(rounds), "worker_events_per_s": worker, "noop_events_per_s": noop,
-        "ratio": round(worker["median"] / noop["median"], 3), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+        "ratio": float(f"{worker['median'] / noop['median']:.3g}"), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
         "latency_events": len(lat), "latency_rate": opts.latency_rate, "batch_size": settings.batch_size,
         "load_average": load,
     }
