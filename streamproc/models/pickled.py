@@ -19,8 +19,13 @@ class Pickled:
 
     @classmethod
     def loads(cls, data: bytes) -> Self:
-        """The object ``dumps`` wrote; a ``TypeError`` if ``data`` holds anything else."""
-        state = pickle.loads(data)
+        """The object ``dumps`` wrote; a ``TypeError`` if ``data`` holds anything else, or a snapshot
+        that names classes this streamproc does not have (written by another version)."""
+        try:
+            state = pickle.loads(data)
+        except (ImportError, AttributeError, pickle.UnpicklingError) as exc:
+            raise TypeError(f"a {cls.__name__} snapshot this streamproc cannot read, written by another "
+                            f"version? ({type(exc).__name__}: {exc})") from exc
         if not isinstance(state, cls):
             raise TypeError(f"expected a {cls.__name__} snapshot, got {type(state).__name__}")
         return state

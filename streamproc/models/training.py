@@ -118,8 +118,12 @@ class LearnerState(Pickled):
 
     @classmethod
     def loads(cls, data: bytes) -> Self:
-        """The state ``dumps`` wrote; ``IncompatibleState`` if another layout's."""
-        state = super().loads(data)
+        """The state ``dumps`` wrote; ``IncompatibleState`` if another layout's, or another version's
+        whose classes this streamproc does not have."""
+        try:
+            state = super().loads(data)
+        except TypeError as exc:
+            raise IncompatibleState(str(exc)) from exc
         if getattr(state, "format", 1) != FORMAT:
             raise IncompatibleState(f"learner state of format {getattr(state, 'format', 1)}; "
                                     f"this streamproc reads format {FORMAT}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 
 import orjson
+import pytest
 
-from streamproc.models.training import LearnerState
+from streamproc.models.training import IncompatibleState, LearnerState
 from streamproc.records import Example
 from tests.builders import churn_example
 
@@ -20,3 +21,9 @@ def test_an_example_published_twice_is_learned_once() -> None:
     assert (state.churn.learned, state.duplicates) == (50, 5)
 
 
+
+
+def test_a_state_naming_classes_of_another_version_is_incompatible_not_fatal() -> None:
+    data = LearnerState().dumps().replace(b"streamproc.models.training", b"streamproc.models.trainxxx")
+    with pytest.raises(IncompatibleState, match="another version"):
+        LearnerState.loads(data)
