@@ -38,10 +38,11 @@ POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "pred
 
 def per_customer(doc: dict[str, Any]) -> dict[str, Any]:
     """The profile without what depends on the population or the model versions: the memberships
-    and scores above, and in each pending churn snapshot the served score and the P(alive) baseline."""
+    and scores above, and in each pending churn snapshot the model's score, the candidate served
+    (chosen by the learner, so by the version a worker had loaded) and the P(alive) baseline."""
     out = {k: v for k, v in doc.items() if k not in POPULATION_RELATIVE}
-    out["pending"] = [{k: v for k, v in s.items() if k != "score"} | {"baselines": {"recency": s["baselines"]["recency"]}}
-                      for s in doc["pending"]]
+    out["pending"] = [{k: v for k, v in s.items() if k not in ("score", "served")}
+                      | {"baselines": {"recency": s["baselines"]["recency"]}} for s in doc["pending"]]
     return out
 
 
