@@ -42,6 +42,11 @@ def learned(redis_url: str) -> tuple[int, int]:
     return f["churn"]["learned"] + f["satisfaction"]["learned"], int(offset or -1)
 
 
+def published(redis_url: str) -> int:
+    """The newest online-models version the learner published."""
+    return int(redis.Redis.from_url(redis_url).hget(RedisKeys().online_models, "version") or 0)
+
+
 def training(kafka_url: str) -> list[dict[str, Any]]:
     return consume(kafka_url, "training-examples")
 
@@ -77,9 +82,13 @@ def test_two_workers_score_with_each_published_version(kafka_url: str, redis_url
     env = {**worker_env, **FAST_MODELS}
     spawn_worker(env, "w1")
     spawn_worker(env, "w2")
-    asyncio.run(publish(kafka_url, event_records(contracts, events)))
+    half = len(events) // 2  # the second half arrives once versions were published, so both workers score with them
+    asyncio.run(publish(kafka_url, event_records(contracts, events[:half])))
+    wait_for(lambda: processed(redis_url) == half, 300, "the first half")
+    wait_for(lambda: published(redis_url) >= 2, 120, "two published versions")
+    asyncio.run(publish(kafka_url, event_records(contracts, events[half:])))
     wait_for(lambda: processed(redis_url) == len(events), 300, "every event")
-    version = int(redis.Redis.from_url(redis_url).hget(RedisKeys().online_models, "version") or 0)
+    version = published(redis_url)
     assert version >= 3
     loaded = {}
     for name in ("w1", "w2"):
