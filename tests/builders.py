@@ -91,6 +91,16 @@ def minute_click(i: int) -> bytes:
                          "action": "page_view"})
 
 
+
+def keyed_click(eid: str) -> bytes:
+    """A clickstream record of customer ``Z1`` whose ids are already keys, as a dead-letter replay
+    re-publishes them: the worker keys nothing more, so what it stores is exactly these bytes."""
+    keys = SETTINGS.pseudonymiser()
+    return orjson.dumps({"event_id": keys.key("event", eid), "type": "clickstream", "customer_id": keys.customer("Z1"),
+                         "ts": "2026-01-01T10:05:00+00:00", "session_id": keys.key("session", "s"), "page": "/",
+                         "action": "page_view"})
+
+
 # ----- history files for streamproc replay ----------------------------------------------
 SMALL = GeneratorConfig(customers=30, days=10, seed=5)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -17,7 +16,7 @@ from streamproc.ops.dlq import original_bytes, replay
 from streamproc.ordering import Consumed
 from streamproc.runtime import assemble
 from streamproc.runtime.admin import bootstrap
-from tests.builders import SETTINGS
+from tests.builders import SETTINGS, keyed_click
 from tests.processing import Clock, Published, failing_on, processor
 
 KEYS = SETTINGS.pseudonymiser()
@@ -38,9 +37,7 @@ async def first_record(kafka_url: str, topic: str) -> bytes:
 
 def test_the_dead_letter_of_a_held_event_replays_and_decodes(kafka_url: str, contracts: Contracts,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    sent_bytes = orjson.dumps({"event_id": KEYS.key("event", "h1"), "type": "clickstream",
-                               "customer_id": KEYS.customer("Z1"), "ts": "2026-01-01T10:05:00+00:00",
-                               "session_id": KEYS.key("session", "s"), "page": "/", "action": "page_view"})
+    sent_bytes = keyed_click("h1")
     store, sent, clock = assemble.memory_store(SETTINGS), Published(), Clock()
     proc = processor(contracts, store, sent, idle_after_s=0.5, clock=clock)
     failing_on(monkeypatch, KEYS.key("event", "h1"))

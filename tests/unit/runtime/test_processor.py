@@ -18,7 +18,7 @@ from streamproc.ops.dlq import original_bytes
 from streamproc.ordering import Consumed
 from streamproc.runtime import assemble
 from streamproc.runtime.store import MemoryStore
-from tests.builders import SETTINGS
+from tests.builders import SETTINGS, keyed_click
 from tests.processing import Clock, Published, failing_on, processor
 
 KEYS = SETTINGS.pseudonymiser()
@@ -119,9 +119,7 @@ def test_an_event_whose_processing_raises_is_dead_lettered_alone(contracts: Cont
 
 def test_a_held_event_that_raises_is_dead_lettered_with_the_bytes_sent(contracts: Contracts, monkeypatch) -> None:
     """Keyed ids, as a replay re-publishes them: the dead letter holds exactly the bytes sent."""
-    sent_bytes = orjson.dumps({"event_id": KEYS.key("event", "h1"), "type": "clickstream",
-                               "customer_id": KEYS.customer("Z1"), "ts": "2026-01-01T10:05:00+00:00",
-                               "session_id": KEYS.key("session", "s"), "page": "/", "action": "page_view"})
+    sent_bytes = keyed_click("h1")
     store, sent, clock = assemble.memory_store(SETTINGS), Published(), Clock()
     proc = processor(contracts, store, sent, idle_after_s=0.5, clock=clock)
     failing_on(monkeypatch, KEYS.key("event", "h1"))
