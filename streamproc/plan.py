@@ -44,6 +44,9 @@ class Loaded:
     outboxes: list[bytes] = field(default_factory=list)
     """Distinct outboxes still waiting on the batch's partitions: a batch committed them and
     did not clear them (it died before publishing all its records, as far as the store knows)."""
+    next_fit: float | None = None
+    """Event time of the next population fit, read with ``population``; None when none is
+    scheduled. Events and timers after it wait until that fit is stored (``runtime.refit``)."""
 
 
 @dataclass

@@ -53,9 +53,11 @@ def ordering(settings: Settings, pending: Callable[[str, int], bool] | None = No
                     release_limit=settings.release_limit, **extra)
 
 
-def refitter(settings: Settings, client: aioredis.Redis) -> Refitter:
+def refitter(settings: Settings, client: aioredis.Redis, contracts: Contracts) -> Refitter:
+    """The population fits, waiting for every partition of the input topics."""
     return Refitter(client, redis_keys(settings), every=timedelta(days=settings.ltv_refit_days),
-                    clusters=settings.clusters)
+                    clusters=settings.clusters, partitions=contracts.inputs[0].partitions,
+                    horizon_days=settings.ltv_horizon_days)
 
 
 def processor(settings: Settings, contracts: Contracts, send: Send, *, store: RedisStore | MemoryStore | None = None,
@@ -70,7 +72,7 @@ def processor(settings: Settings, contracts: Contracts, send: Send, *, store: Re
         store if store is not None else redis_store(settings, client), send, contracts,
         settings.decoder(contracts), settings.pseudonymiser(), lateness_s=settings.allowed_lateness_s,
         order=ordering(settings, pending, clock),
-        refit=refitter(settings, client) if on_redis and population_fits else None,
+        refit=refitter(settings, client, contracts) if on_redis and population_fits else None,
         online=OnlineModels(client, redis_keys(settings)) if on_redis and population_fits else None,
     )
 

@@ -5,6 +5,13 @@ by the store's writes) and the models hash (lifetime-value parameters and the cl
 model, written by ``runtime.refit``). Out: a ``Population`` with exact quantile bounds of
 the live population and the current models.
 
+Once population fits are scheduled (``next_fit`` in the models hash), the bounds are those of
+the population as of the last fit instead: the fit stores every customer's recency, frequency,
+spend and CLV as of its fit time (``runtime.refit``), and the same quantile ranks are read from
+those values. Every event between two fits is then decided against the same bounds, however
+fast each partition was drained, so replays agree; before the first fit there are no bounds.
+The live rankings serve a store without fits (the in-memory one, or fits turned off).
+
 Ranks are placed with the population sizes the previous read returned (one round trip,
 not two); a population that grew since is off by the customers added in between. The reads
 run as one Lua script (``READ``), one command in the pipeline instead of one per rank. The
@@ -18,6 +25,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import orjson
 import redis.asyncio as aioredis
 
@@ -34,8 +42,8 @@ log = logging.getLogger(__name__)
 # KEYS: the spend ranking, each dimension's sorted set, the models hash.
 # ARGV: the top-spend rank, then per dimension the number of ranks and the ranks.
 # Returns the top-spend score, per dimension its size and the score at each rank (false
-# where the rank is empty), then the models version: what ZREVRANGE, ZCARD, ZRANGE and HGET
-# return for them, one by one.
+# where the rank is empty), then the models version and the next fit time: what ZREVRANGE,
+# ZCARD, ZRANGE and HGET return for them, one by one.
 READ = """
 local out = {}
 local top = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[1], 'WITHSCORES')
@@ -52,6 +60,7 @@ for i = 2, #KEYS - 1 do
   end
 end
 out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'version')
+out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'next_fit')
 return out
 """
 
@@ -69,6 +78,7 @@ class PopulationView:
         self.sizes: dict[str, int] = dict.fromkeys(self.dims, 0)
         self.ltv: LtvParams | None = None
         self.clusters: ClusterModel | None = None
+        self.fitted: dict[str, np.ndarray] = {}
         self.version = 0
 
     def top_rank(self) -> int:
@@ -77,8 +87,7 @@ class PopulationView:
 
     def ranks(self, dim: str) -> list[int]:
         """The ranks (from the bottom) of ``dim``'s quantiles, placed with the last sizes read."""
-        n = self.sizes[dim]
-        return [math.floor(q * max(n - 1, 0)) for q in self.quantiles[dim]]
+        return _ranks(self.quantiles[dim], self.sizes[dim])
 
     def queue(self, pipe: aioredis.client.Pipeline) -> None:
         """Add the read to ``pipe`` (one command); ``parse`` takes its reply."""
@@ -91,8 +100,12 @@ class PopulationView:
         keys.append(self.keys.models)
         pipe.eval(READ, len(keys), *keys, *args)
 
-    def parse(self, reply: list[Any]) -> tuple[Population, int]:
-        """The population, and the models version stored in Redis (reload when it differs)."""
+    def parse(self, reply: list[Any]) -> tuple[Population, int, float | None]:
+        """The population, the models version stored in Redis (reload when it differs) and the
+        next fit time (None when no fit is scheduled: the live rankings are used)."""
+        version, next_fit = int(reply[-2] or 0), None if reply[-1] is None else float(reply[-1])
+        if next_fit is not None:
+            return self.as_fitted(), version, next_fit
         top, i = reply[0], 1
         cards: dict[str, int] = {}
         ranked: dict[str, list[Any]] = {}
@@ -100,7 +113,19 @@ class PopulationView:
             n = len(self.quantiles[dim])
             cards[dim], ranked[dim] = reply[i], reply[i + 1:i + 1 + n]
             i += 1 + n
-        return self.build(top, cards, ranked), int(reply[i] or 0)
+        return self.build(top, cards, ranked), version, None
+
+    def as_fitted(self) -> Population:
+        """The population of the last fit: the same quantile ranks, read from the values it stored."""
+        cards = {dim: len(self.fitted.get(dim, ())) for dim in self.dims}
+        ranked = {}
+        for dim in self.dims:
+            values = self.fitted.get(dim, np.empty(0))
+            ranked[dim] = [float(values[r]) if r < len(values) else None for r in _ranks(self.quantiles[dim], len(values))]
+        spend = self.fitted.get("monetary", np.empty(0))
+        top_rank = max(math.ceil(len(spend) * self.top_fraction) - 1, 0)
+        top = float(spend[len(spend) - 1 - top_rank]) if len(spend) else None
+        return self.build(top, cards, ranked)
 
     def build(self, top: Any, cards: dict[str, int], ranked: dict[str, list[Any]]) -> Population:
         """The population of the value at the top-spend rank (or None), each dimension's size,
@@ -122,8 +147,15 @@ class PopulationView:
         self.version = int(doc.get(b"version", 0))
         self.ltv = LtvParams.from_dict(orjson.loads(doc[b"ltv"])) if b"ltv" in doc else None
         self.clusters = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else None
+        self.fitted = {dim: np.frombuffer(doc[f"pop:{dim}".encode()], dtype=np.float64)
+                       for dim in self.dims if f"pop:{dim}".encode() in doc}
         log.info("population models version %d loaded (lifetime value %s, clusters %s)", self.version,
                  "yes" if self.ltv else "no", "yes" if self.clusters else "no")
+
+
+def _ranks(quantiles: list[float], n: int) -> list[int]:
+    """The ranks (from the bottom) of ``quantiles`` in a population of ``n``."""
+    return [math.floor(q * max(n - 1, 0)) for q in quantiles]
 
 
 def rankings(p: Profile, old: Profile | None) -> Iterator[tuple[str, float]]:

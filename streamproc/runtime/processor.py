@@ -143,8 +143,9 @@ class Processor:
         loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
         await self._recover(loaded.outboxes)
         batch = self._admit(records, verdicts, loaded, parts, started)
-        waiting = await self.store.waiting(self._watermarks(batch), self.order.release_limit)
+        waiting = await self.store.waiting(self._gated(self._watermarks(batch), loaded), self.order.release_limit)
         if not (records or waiting.held or waiting.due):
+            self._poke(batch, waiting)
             return
         changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
                        self.store.rules, self.outlets, datetime.now(timezone.utc))
@@ -153,7 +154,7 @@ class Processor:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
         await self.store.write(changes, guard)
         await self._publish(changes)
-        self._poke(waiting)
+        self._poke(batch, waiting)
 
     def _admit(self, records: list[Consumed], verdicts: list[Verdict], loaded: Loaded, parts: list[int],
                started: float) -> Batch:
@@ -188,10 +189,25 @@ class Processor:
             await self._send(changes.records)
             await self.store.published(list(changes.partitions), changes.outbox)
 
-    def _poke(self, waiting: Waiting) -> None:
-        marks = [t for t in waiting.watermarks.values() if t != float("-inf")]
-        if self.refit is not None and marks:
-            self.refit.poke(max(marks))
+    def _gated(self, marks: dict[int, float], loaded: Loaded) -> dict[int, float]:
+        """The watermarks held at the next population fit (see ``runtime.refit``): with fits, nothing
+        after it is applied until it is stored, and nothing at all before the first is scheduled."""
+        if self.refit is None:
+            return marks
+        gate = loaded.next_fit if loaded.next_fit is not None else float("-inf")
+        return {p: min(t, gate) for p, t in marks.items()}
+
+    def _poke(self, batch: Batch, waiting: Waiting) -> None:
+        """Tell the refitter how far each partition is applied: its watermark after the gate and the
+        release limit, or ``inf`` once it has nothing to read and every event it carried is applied."""
+        if self.refit is None:
+            return
+        self.refit.poke({p: float("inf") if self._done(p, t, batch) else t for p, t in waiting.watermarks.items()})
+
+    def _done(self, partition: int, applied: float, batch: Batch) -> bool:
+        tps = [tp_key(t, partition) for t in self.types]
+        newest = max((batch.intake.high[tp] for tp in tps if tp in batch.intake.high), default=float("-inf"))
+        return applied >= newest and all(self._idle(tp, batch.offsets) for tp in tps)
 
     def _arrived(self, sources: Iterable[Any]) -> None:
         self._arrivals.arrived((tp_key(s.topic, s.partition) for s in sources), self.order.clock())

@@ -17,11 +17,14 @@ class RedisKeys:
     ``P:buffer:{pN}``              zset    events of partition N waiting for the watermark, by event time
     ``P:offsets:{pN}``             hash    ``topic:N`` -> last applied offset of that partition
     ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
+    ``P:progress``                 hash    partition -> event time up to which its state is applied
+                                           (``inf``: idle, all applied); fits wait for the slowest
     ``P:spend``                    zset    customer -> total spend (population ranks, RFM M)
     ``P:pop:<dim>``                zset    customer -> last purchase time (recency), orders
                                            (frequency) or CLV: population quantiles
     ``P:models``                   hash    version, lifetime-value parameters, cluster model,
-                                           next fit time (see ``runtime.refit``)
+                                           next fit time, the population's values as of the
+                                           fit (``pop:<dim>``; see ``runtime.refit``)
     ``P:learner``                  hash    the learner's state (models and metrics) and the offset of
                                            the last training example it learned
     ``P:models:online``            hash    version, churn and satisfaction models for the scorers,
@@ -55,6 +58,10 @@ class RedisKeys:
     @property
     def watermarks(self) -> str:
         return f"{self.prefix}:watermarks"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.prefix}:progress"
 
     @property
     def spend(self) -> str:

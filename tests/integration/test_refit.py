@@ -8,7 +8,7 @@ store's population view then loads it.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import redis
@@ -39,18 +39,20 @@ def test_fit_is_scheduled_in_event_time_versioned_and_loaded(redis_url: str) -> 
 
     async def scenario() -> tuple[int | None, ...]:
         client = aioredis.Redis.from_url(redis_url)
-        refit = Refitter(client, keys, every=timedelta(days=7), clusters=3)
-        first = await refit.run(end - 10 * DAY)   # schedules the first fit 7 days later
-        early = await refit.run(end - 5 * DAY)    # not due yet
-        fitted = await refit.run(end)             # due: version 1
+        refit = Refitter(client, keys, every=timedelta(days=7), clusters=3, partitions=4, horizon_days=90)
+        first = await refit.run(end - 7 * DAY)    # schedules the first fit 7 days later, at the end
+        early = await refit.run(end - 2 * DAY)    # the slowest partition is not there yet
+        fitted = await refit.run(end + 3 * DAY)   # due: version 1, fitted as of the end
         view = PopulationView(keys, 0.2, 10, 0.02)
         await view.reload(client)
         await client.aclose()
-        return first, early, fitted, view.version, view.ltv is not None and view.clusters is not None
+        bounds = view.as_fitted()
+        return (first, early, fitted, view.version, view.ltv is not None and view.clusters is not None,
+                None not in (bounds.recency, bounds.frequency, bounds.monetary, bounds.clv))
 
-    assert asyncio.run(scenario()) == (None, None, 1, 1, True)
+    assert asyncio.run(scenario()) == (None, None, 1, 1, True, True)
     doc = r.hgetall(keys.models)
-    assert float(doc[b"next_fit"]) == end + 7 * DAY
+    assert float(doc[b"next_fit"]) == end + 7 * DAY and doc[b"fitted_at"].decode() == datetime.fromtimestamp(end, timezone.utc).isoformat()
     params = LtvParams.from_dict(orjson.loads(doc[b"ltv"]))
     assert params.version == 1 and params.customers > 50 and params.r > 0 and params.q > 1
     assert int(doc[b"customers"]) == len(result.profiles)

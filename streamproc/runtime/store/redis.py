@@ -91,17 +91,18 @@ class RedisStore:
         offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
                    for tp, v in zip(fields, got) if v is not None}
         reply = res[m + 1] if self._sized else await self._first_population(res[m + 1])
-        population, version = self.population.parse(reply)
+        population, version, next_fit = self.population.parse(reply)
         if version != self.population.version:
             async with asyncio.timeout(self._timeout):
                 await self.population.reload(self.r)
-            population, _ = self.population.parse(reply)
+            population, _, _ = self.population.parse(reply)
         return Loaded(
             profiles={cid: self._profile(cid, doc) for cid, doc in zip(customers, docs)},
             offsets=offsets,
             high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
             outboxes=outboxes,
+            next_fit=next_fit,
         )
 
     async def _first_population(self, reply: list[object]) -> list[object]:
