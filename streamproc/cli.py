@@ -245,14 +245,18 @@ def profile(customer_id: str, as_json: bool) -> None:
     behaviour cluster, sessions and abandoned carts, purchases, feedback and every derived
     feature, as of the newest event time streamproc has seen (needs STREAMPROC_REDIS_URL).
 
-    The churn risk is read as of that time: the candidate the current online models serve,
-    computed from the profile now (its recency, P(alive) from the current fit), not the score
-    stored at its last rescoring, which is shown beside it. --json adds it as 'churn_now'."""
+    Scores and memberships are read as of that time: the churn risk the current online models
+    serve, computed from the profile now (its recency, P(alive) from the current fit), not the
+    score stored at its last rescoring, which is shown beside it; RFM scores, value tier and
+    cluster placed against the population of the last fit. --json adds them as 'now' (the
+    churn risk also as 'churn_now') beside the stored document."""
     import orjson
     from rich.console import Console
 
+    from streamproc.decisions import segments
     from streamproc.decisions.learning import churn_as_of
     from streamproc.ops.stats import StatsReader
+    from streamproc.runtime.assemble import population_view
     from streamproc.state import codec
     from streamproc.tools.show import render
 
@@ -264,12 +268,16 @@ def profile(customer_id: str, as_json: bool) -> None:
     if p is None:
         raise click.ClickException(f"no profile for {customer_id!r} in {s.redis_url}")
     now = reader.event_time() or p.last_seen
-    current = churn_as_of(p, now, reader.models(), s.rules())
+    pop = reader.models(population_view(s))
+    current = churn_as_of(p, now, pop, s.rules())
+    read = segments.as_of(p, now, pop, s.rules()) if pop.recency is not None or pop.ltv is not None else p
     if as_json:
         doc = orjson.loads(codec.dumps(p))
-        click.echo(orjson.dumps(doc | {"churn_now": orjson.loads(codec.dumps(current)) if current else None}).decode())
+        now_doc = {"churn": orjson.loads(codec.dumps(current)), "rfm": orjson.loads(codec.dumps(read.rfm)),
+                   "value": orjson.loads(codec.dumps(read.value)), "cluster": read.cluster, "at": now.isoformat()}
+        click.echo(orjson.dumps(doc | {"churn_now": now_doc["churn"], "now": now_doc}).decode())
         return
-    Console().print(render(p, now, s.ltv_horizon_days, s.base_currency, current))
+    Console().print(render(read, now, s.ltv_horizon_days, s.base_currency, current))
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from streamproc.decisions import alerts, learning, lifecycle, segments
 from streamproc.decisions.rules import Population, Rules
+from streamproc.features.population import FitGrid, FitRow, row
 from streamproc.frozen import replace
 from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange
 from streamproc.state import sessions
@@ -40,6 +41,8 @@ class BatchResult(Generic[E]):
     applied: int = 0
     duplicates: list[E] = field(default_factory=list)
     failed: list[tuple[E, str]] = field(default_factory=list)
+    rows: list[tuple[datetime, FitRow]] = field(default_factory=list)
+    """``(fit time, row)`` of each fit time a changed customer moved past (``features.population``)."""
 
 
 def _transition(p: Profile, t: lifecycle.Transition, cause: str | None, pop: Population) -> tuple[Profile, list[Output]]:
@@ -135,23 +138,40 @@ def _itself(item: Any) -> Any:
     return item
 
 
+def fit_rows(p: Profile, t: datetime, grid: FitGrid | None, rules: Rules) -> list[tuple[datetime, FitRow]]:
+    """The rows ``p`` leaves for the fit times a change at ``t`` moves it past (see ``features.population``):
+    those from its newest event to ``t``. Redone by each later change, the first row left for a
+    fit time is the one kept (the store does not overwrite a row)."""
+    if grid is None:
+        return []
+    out = []
+    for at in grid.crossed(p.last_seen, t):
+        r = row(p, at, rules.sessions)
+        if r is not None:
+            out.append((at, r))
+    return out
+
+
 def apply_batch(
     events: Iterable[E], profiles: Mapping[str, Profile | None], pop: Population, rules: Rules,
-    event_of: Callable[[E], InputEvent] = _itself,
+    event_of: Callable[[E], InputEvent] = _itself, grid: FitGrid | None = None,
 ) -> BatchResult[E]:
     """Every event in event-time order (stable for ties); ``profiles`` holds the stored profile
     (or None) of each customer. Events of one customer arrive on several topics, so the
     batch is sorted by ``ts`` rather than applied in consumption order. The items are events,
     or values that carry one (``event_of`` gives it).
 
-    An event whose processing raises is returned in ``failed`` and changes nothing.
+    An event whose processing raises is returned in ``failed`` and changes nothing. With the
+    fit times ``grid``, a customer an event moves past a fit time leaves its row for that fit.
     """
     current = dict(profiles)
     result: BatchResult[E] = BatchResult()
     for item in sorted(events, key=lambda i: (event_of(i).ts, event_of(i).event_id)):
         event = event_of(item)
+        before = current.get(event.customer_id)
         try:
-            p, out, dup = step(current.get(event.customer_id), event, pop, rules)
+            p, out, dup = step(before, event, pop, rules)
+            rows = fit_rows(before, event.ts, grid, rules) if before is not None and not dup else []
         except Exception as exc:  # a bug must cost one event (dead-lettered), not the stream
             result.failed.append((item, f"{type(exc).__name__}: {exc}"))
             continue
@@ -160,16 +180,22 @@ def apply_batch(
             continue
         current[event.customer_id] = result.profiles[event.customer_id] = p
         result.outputs += out
+        result.rows += rows
         result.applied += 1
     return result
 
 
-def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Population, rules: Rules) -> BatchResult[Any]:
-    """Every timer of each customer up to its partition's watermark ``now[id]``."""
+def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Population, rules: Rules,
+          grid: FitGrid | None = None) -> BatchResult[Any]:
+    """Every timer of each customer up to its partition's watermark ``now[id]``. A customer whose
+    sessions a timer changed (the only timers a fit's row reads) leaves its rows for the fit times
+    in ``grid`` it moved past."""
     result: BatchResult[Any] = BatchResult()
     for cid, p in profiles.items():
         new, out = expire(p, now[cid], pop, rules)
         if out or new is not p:
+            if new.visits is not p.visits:
+                result.rows += fit_rows(p, now[cid], grid, rules)
             result.profiles[cid] = new
             result.outputs += out
     return result

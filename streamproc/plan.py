@@ -20,6 +20,7 @@ import orjson
 
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import partition_of
+from streamproc.features.population import FitGrid, FitRow
 from streamproc.ingest.decode import Rejection
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Held, Intake, dead_letter, release, utc
@@ -44,9 +45,8 @@ class Loaded:
     outboxes: list[bytes] = field(default_factory=list)
     """Distinct outboxes still waiting on the batch's partitions: a batch committed them and
     did not clear them (it died before publishing all its records, as far as the store knows)."""
-    next_fit: float | None = None
-    """Event time of the next population fit, read with ``population``; None when none is
-    scheduled. Events and timers after it wait until that fit is stored (``runtime.refit``)."""
+    fitted_at: float | None = None
+    """Event time (epoch s) of the last population fit; None before the first, or without fits."""
 
 
 @dataclass
@@ -79,6 +79,8 @@ class Changes:
     outbox: bytes | None = None
     records: list[Outgoing] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    fit_rows: list[tuple[datetime, FitRow]] = field(default_factory=list)
+    """Rows of the customers the batch moved past a fit time not fitted yet (``features.population``)."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +109,16 @@ def missing(loaded: Loaded, waiting: Waiting) -> list[str]:
 
 
 def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None], population: Population,
-         rules: Rules, outlets: Outlets, now: datetime) -> Changes:
+         rules: Rules, outlets: Outlets, now: datetime, grid: FitGrid | None = None) -> Changes:
     """The changes of ``batch``: its ready events applied, its due timers fired, its rejections
-    dead-lettered (at wall-clock time ``now``), its late events held."""
+    dead-lettered (at wall-clock time ``now``), its late events held; with population fits at
+    the times of ``grid``, the rows of the customers it moved past one."""
     intake, wm = batch.intake, waiting.watermarks
     ready, hold = release(intake.events, waiting.held, wm, outlets.pseudonyms)
     where = {**intake.partition_of, **{h.event.customer_id: h.record.partition for h in waiting.held}}
-    result = apply_batch(ready, profiles, population, rules, lambda r: r.ev)
+    result = apply_batch(ready, profiles, population, rules, lambda r: r.ev, grid)
     rejected, stats = _account(result, intake)
-    swept = _sweep(result, profiles, waiting, where, population, rules)
+    swept = _sweep(result, profiles, waiting, where, population, rules, grid)
     outputs = result.outputs + swept.outputs
     records = outgoing(outputs, rejected, outlets, now)
     outbox = orjson.dumps({"partitions": batch.partitions, "records": records}) if records else None
@@ -126,6 +129,7 @@ def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None],
         started_at=batch.started_at, stats=stats, partitions=batch.partitions,
         high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in batch.partitions},
         hold=hold, release=waiting.held, stored=profiles, outbox=outbox, records=records, rejected=rejected,
+        fit_rows=result.rows + swept.rows,
     )
 
 
@@ -143,14 +147,14 @@ def _account(result: BatchResult[Consumed], intake: Intake) -> tuple[list[Reject
 
 
 def _sweep(result: BatchResult[Consumed], profiles: Mapping[str, Profile | None], waiting: Waiting,
-           where: dict[str, int], pop: Population, rules: Rules) -> BatchResult[Consumed]:
+           where: dict[str, int], pop: Population, rules: Rules, grid: FitGrid | None) -> BatchResult[Consumed]:
     """Timers of the batch's customers and of the due ones, up to their partition's watermark
     (``where`` gains the partition of each due customer)."""
     for cid, p in waiting.due.items():
         where.setdefault(cid, p)
     candidates = {c: p for c, p in profiles.items() if c in waiting.due and p is not None} | result.profiles
     now = {cid: utc(waiting.watermarks[where[cid]]) for cid in candidates}
-    return sweep(candidates, now, pop, rules)
+    return sweep(candidates, now, pop, rules, grid)
 
 
 def outgoing(outputs: Iterable[Output], rejected: Iterable[Rejection], outlets: Outlets, now: datetime) -> list[Outgoing]:

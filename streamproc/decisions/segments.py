@@ -115,3 +115,15 @@ def rescore(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[P
     p, c = score_cluster(p, pop, now, v)
     p = learning.score(p, v, now, pop, rules)
     return replace(p, scored_at=now), a + b + c
+
+
+def as_of(p: Profile, now: datetime, pop: Population, rules: Rules) -> Profile:
+    """``p`` with the memberships a read at event time ``now`` serves: RFM scores, value (P(alive),
+    CLV, tier) and cluster placed afresh against ``pop`` (with population fits, the population of
+    the last fit), without the hysteresis that keeps a stored membership from flapping, so that
+    two stores that applied the same events serve the same memberships. Nothing is emitted."""
+    fresh = replace(p, rfm=None, value=None, cluster=None, cluster_name="")
+    fresh, _ = score_rfm(fresh, pop, now)
+    fresh, _ = score_value(fresh, pop, now, rules)
+    fresh, _ = score_cluster(fresh, pop, now, vector(fresh, now))
+    return replace(p, rfm=fresh.rfm, value=fresh.value, cluster=fresh.cluster, cluster_name=fresh.cluster_name)

@@ -10,8 +10,10 @@ import orjson
 import redis
 
 from streamproc.decisions.rules import Population
+from streamproc.frozen import replace
 from streamproc.models.ltv import LtvParams
 from streamproc.models.online import ChurnModel, SatisfactionModel
+from streamproc.runtime.population import PopulationView
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.state import codec
 from streamproc.state.profile import Profile
@@ -101,14 +103,17 @@ class StatsReader:
         profiles = (codec.loads(Profile, doc) for doc in pipe.execute() if doc)
         return {p.customer_id: p for p in profiles}
 
-    def models(self) -> Population:
-        """The models a worker scores with now: the published online models and the lifetime-value fit."""
+    def models(self, view: PopulationView | None = None) -> Population:
+        """The models a worker scores with now: the published online models and the lifetime-value fit;
+        with ``view``, also the population bounds and cluster model of the last fit (none before it)."""
         churn, satisfaction = self.r.hmget(self.keys.online_models, "churn", "satisfaction")
-        ltv = self.r.hget(self.keys.models, "ltv")
-        return Population(
-            churn=_loaded(ChurnModel, churn), satisfaction=_loaded(SatisfactionModel, satisfaction),
-            ltv=LtvParams.from_dict(orjson.loads(ltv)) if ltv else None,
-        )
+        doc = self.r.hgetall(self.keys.models)
+        online = {"churn": _loaded(ChurnModel, churn), "satisfaction": _loaded(SatisfactionModel, satisfaction)}
+        if view is not None and b"fit_time" in doc:
+            view.load(doc)
+            return replace(view.as_fitted(), **online)
+        ltv = doc.get(b"ltv")
+        return Population(ltv=LtvParams.from_dict(orjson.loads(ltv)) if ltv else None, **online)
 
     def close(self) -> None:
         self.r.close()

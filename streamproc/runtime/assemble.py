@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from streamproc.contracts import Contracts
 from streamproc.runtime.learner import Learner, OnlineModels
+from streamproc.runtime.population import PopulationView
 from streamproc.runtime.processor import Ordering, Processor, Send
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.refit import Refitter
@@ -39,6 +40,12 @@ def redis_store(settings: Settings, client: aioredis.Redis, kind: type[RedisStor
                       margin=settings.segment_margin)
 
 
+def population_view(settings: Settings) -> PopulationView:
+    """The population as a store reads it (for reads outside a worker: ``ops.stats``)."""
+    return PopulationView(redis_keys(settings), settings.top_spend_fraction, settings.min_population,
+                          settings.segment_margin)
+
+
 def memory_store(settings: Settings) -> MemoryStore:
     """The in-memory twin of ``redis_store``, with the same thresholds."""
     return MemoryStore(settings.rules(), top_fraction=settings.top_spend_fraction,
@@ -54,10 +61,10 @@ def ordering(settings: Settings, pending: Callable[[str, int], bool] | None = No
 
 
 def refitter(settings: Settings, client: aioredis.Redis, contracts: Contracts) -> Refitter:
-    """The population fits, waiting for every partition of the input topics."""
+    """The population fits, each made once every partition of the input topics passed its time."""
     return Refitter(client, redis_keys(settings), every=timedelta(days=settings.ltv_refit_days),
                     clusters=settings.clusters, partitions=contracts.inputs[0].partitions,
-                    horizon_days=settings.ltv_horizon_days)
+                    horizon_days=settings.ltv_horizon_days, sessions=settings.rules().sessions)
 
 
 def processor(settings: Settings, contracts: Contracts, send: Send, *, store: RedisStore | MemoryStore | None = None,

@@ -5,11 +5,12 @@ by the store's writes) and the models hash (lifetime-value parameters and the cl
 model, written by ``runtime.refit``). Out: a ``Population`` with exact quantile bounds of
 the live population and the current models.
 
-Once population fits are scheduled (``next_fit`` in the models hash), the bounds are those of
+Once a population fit is made (``fit_time`` in the models hash), the bounds are those of
 the population as of the last fit instead: the fit stores every customer's recency, frequency,
 spend and CLV as of its fit time (``runtime.refit``), and the same quantile ranks are read from
-those values. Every event between two fits is then decided against the same bounds, however
-fast each partition was drained, so replays agree; before the first fit there are no bounds.
+those values. The bounds of a fit are then the same however fast each partition was drained,
+and a read as of any time places a customer against the bounds of the last fit; before the
+first fit the live rankings serve.
 The live rankings serve a store without fits (the in-memory one, or fits turned off).
 
 Ranks are placed with the population sizes the previous read returned (one round trip,
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 # KEYS: the spend ranking, each dimension's sorted set, the models hash.
 # ARGV: the top-spend rank, then per dimension the number of ranks and the ranks.
 # Returns the top-spend score, per dimension its size and the score at each rank (false
-# where the rank is empty), then the models version and the next fit time: what ZREVRANGE,
+# where the rank is empty), then the models version and the last fit time: what ZREVRANGE,
 # ZCARD, ZRANGE and HGET return for them, one by one.
 READ = """
 local out = {}
@@ -60,7 +61,7 @@ for i = 2, #KEYS - 1 do
   end
 end
 out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'version')
-out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'next_fit')
+out[#out + 1] = redis.call('HGET', KEYS[#KEYS], 'fit_time')
 return out
 """
 
@@ -102,10 +103,10 @@ class PopulationView:
 
     def parse(self, reply: list[Any]) -> tuple[Population, int, float | None]:
         """The population, the models version stored in Redis (reload when it differs) and the
-        next fit time (None when no fit is scheduled: the live rankings are used)."""
-        version, next_fit = int(reply[-2] or 0), None if reply[-1] is None else float(reply[-1])
-        if next_fit is not None:
-            return self.as_fitted(), version, next_fit
+        last fit time (None before the first fit: the live rankings are used)."""
+        version, fitted_at = int(reply[-2] or 0), None if reply[-1] is None else float(reply[-1])
+        if fitted_at is not None:
+            return self.as_fitted(), version, fitted_at
         top, i = reply[0], 1
         cards: dict[str, int] = {}
         ranked: dict[str, list[Any]] = {}
@@ -143,7 +144,10 @@ class PopulationView:
 
     async def reload(self, client: aioredis.Redis) -> None:
         """Read the current models (after ``parse`` reported a new version)."""
-        doc = await client.hgetall(self.keys.models)
+        self.load(await client.hgetall(self.keys.models))
+
+    def load(self, doc: dict[bytes, bytes]) -> None:
+        """Take the models from the models hash ``doc`` as read."""
         self.version = int(doc.get(b"version", 0))
         self.ltv = LtvParams.from_dict(orjson.loads(doc[b"ltv"])) if b"ltv" in doc else None
         self.clusters = ClusterModel.loads(doc[b"clusters"]) if b"clusters" in doc else None

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from streamproc.contracts import Contracts
 from streamproc.decisions.rules import Population
 from streamproc.eventtime import Arrivals, tp_key, watermarks
+from streamproc.features.population import FitGrid
 from streamproc.ingest.decode import Decoded, Decoder
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Verdict, applied_offsets, fresh, intake
@@ -143,12 +144,12 @@ class Processor:
         loaded = await self.store.load(customers, [tp_key(t, p) for p in parts for t in self.types])
         await self._recover(loaded.outboxes)
         batch = self._admit(records, verdicts, loaded, parts, started)
-        waiting = await self.store.waiting(self._gated(self._watermarks(batch), loaded), self.order.release_limit)
+        waiting = await self.store.waiting(self._watermarks(batch), self.order.release_limit)
         if not (records or waiting.held or waiting.due):
             self._poke(batch, waiting)
             return
         changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
-                       self.store.rules, self.outlets, datetime.now(timezone.utc))
+                       self.store.rules, self.outlets, datetime.now(timezone.utc), self._grid(loaded))
         for rej in changes.rejected:
             if rej.reason == "processing_error" and failure is None:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
@@ -189,16 +190,15 @@ class Processor:
             await self._send(changes.records)
             await self.store.published(list(changes.partitions), changes.outbox)
 
-    def _gated(self, marks: dict[int, float], loaded: Loaded) -> dict[int, float]:
-        """The watermarks held at the next population fit (see ``runtime.refit``): with fits, nothing
-        after it is applied until it is stored, and nothing at all before the first is scheduled."""
+    def _grid(self, loaded: Loaded) -> FitGrid | None:
+        """The population fit times not fitted yet, whose rows a batch leaves (None without fits)."""
         if self.refit is None:
-            return marks
-        gate = loaded.next_fit if loaded.next_fit is not None else float("-inf")
-        return {p: min(t, gate) for p, t in marks.items()}
+            return None
+        fitted = None if loaded.fitted_at is None else datetime.fromtimestamp(loaded.fitted_at, timezone.utc)
+        return FitGrid(self.refit.every, fitted)
 
     def _poke(self, batch: Batch, waiting: Waiting) -> None:
-        """Tell the refitter how far each partition is applied: its watermark after the gate and the
+        """Tell the refitter how far each partition is applied: its watermark after the
         release limit, or ``inf`` once it has nothing to read and every event it carried is applied."""
         if self.refit is None:
             return

@@ -18,13 +18,19 @@ class RedisKeys:
     ``P:offsets:{pN}``             hash    ``topic:N`` -> last applied offset of that partition
     ``P:watermarks``               hash    ``topic:partition`` -> highest event time (epoch s)
     ``P:progress``                 hash    partition -> event time up to which its state is applied
-                                           (``inf``: idle, all applied); fits wait for the slowest
+                                           (``inf``: idle, all applied); a fit at T waits for the
+                                           slowest to pass T
+    ``P:first-event``              zset    one member, ``first``: the earliest event time applied
+                                           (schedules the first fit)
+    ``P:fit-rows:<T>``             hash    customer -> the customer as of fit time T (epoch s),
+                                           left by a batch that moved it past T before the fit
+                                           (``features.population``)
     ``P:spend``                    zset    customer -> total spend (population ranks, RFM M)
     ``P:pop:<dim>``                zset    customer -> last purchase time (recency), orders
                                            (frequency) or CLV: population quantiles
     ``P:models``                   hash    version, lifetime-value parameters, cluster model,
-                                           next fit time, the population's values as of the
-                                           fit (``pop:<dim>``; see ``runtime.refit``)
+                                           the last and next fit times, the population's values
+                                           as of the fit (``pop:<dim>``; see ``runtime.refit``)
     ``P:learner``                  hash    the learner's state (models and metrics) and the offset of
                                            the last training example it learned
     ``P:models:online``            hash    version, churn and satisfaction models for the scorers,
@@ -58,6 +64,14 @@ class RedisKeys:
     @property
     def watermarks(self) -> str:
         return f"{self.prefix}:watermarks"
+
+    @property
+    def first_event(self) -> str:
+        return f"{self.prefix}:first-event"
+
+    def fit_rows(self, fit_time: float | str) -> str:
+        """Rows of customers as of fit time ``fit_time`` (epoch seconds; ``*`` in a SCAN pattern)."""
+        return f"{self.prefix}:fit-rows:{fit_time if isinstance(fit_time, str) else f'{fit_time:.0f}'}"
 
     @property
     def progress(self) -> str:

@@ -1,36 +1,33 @@
-"""Population fits: lifetime-value parameters and the behaviour-cluster model, every few days of event time.
+"""Population fits: lifetime-value parameters, the behaviour-cluster model and the population's bounds, at fixed event times.
 
-In: every profile in Redis, and how far each partition of the input topics has been applied
-(``RedisKeys.progress``, written here from each worker's batches). Out: a new version in the
-models hash (``RedisKeys.models``): BG/NBD and Gamma-Gamma parameters fitted by maximum
-likelihood (``models.btyd``), the cluster model after one more online pass over the
-population's feature vectors (``models.clusters``), every customer's recency, frequency,
-spend and CLV as of the fit (the population bounds of RFM scores and value tiers, see
-``runtime.population``), and the event time of the next fit.
+In: every profile in Redis, the rows customers left for the fit time (``RedisKeys.fit_rows``,
+see ``features.population``), and how far each partition of the input topics has been
+applied (``RedisKeys.progress``, written here from each worker's batches). Out: a new version
+in the models hash (``RedisKeys.models``): BG/NBD and Gamma-Gamma parameters fitted by maximum
+likelihood (``models.ltv``), the cluster model after one more online pass over the
+population's inputs (``models.clusters``), every customer's recency, frequency, spend and CLV
+as of the fit (the population bounds of RFM scores and value tiers, see
+``runtime.population``), and the fit's time.
 
-A fit uses the population as of one time that every partition has passed, so two replays of
-one history fit the same parameters however fast each partition was drained:
+A fit uses the population as of one event time, so two replays of one history fit the same
+parameters however fast each partition was drained:
 
-* fit times are scheduled in event time: the first ``STREAMPROC_LTV_REFIT_DAYS`` after the
-  earliest event of the history (the oldest event held once every partition has carried a
-  record; nothing is applied before), each next one that long after the previous (a day
-  after, when there was too little to fit);
-* a fit at time T runs only once the *slowest* partition, over all partitions of the input
-  topics and all workers, has applied every event up to T;
-* no partition applies an event or fires a timer after T before the fit at T is stored: the
-  processor caps its watermarks at ``Loaded.next_fit``, read with the population. So when
-  the fit reads the profiles, each one is exactly as of T (a profile's purchase days cannot
-  be summarised as of an earlier time than its last purchase, so the state is held at T
-  rather than rolled back), and every event after T is decided with the models fitted at T.
+* fit times are multiples of ``STREAMPROC_LTV_REFIT_DAYS`` since the epoch
+  (``features.population.FitGrid``): the first at or after one period past the earliest event
+  applied (``RedisKeys.first_event``), then every period; a fit is made at every one of them,
+  in order, so the cluster model learns the same sequence;
+* a fit at time T runs once the *slowest* partition, over all partitions of the input topics
+  and all workers, has applied every event up to T (a partition with nothing left to read
+  whose every event is applied does not hold it back);
+* nothing waits for the fit: a partition that runs ahead keeps applying events, and each
+  customer it moves past T leaves, in the same transaction, its row as of T. The fit reads
+  that row for a customer who changed after T, and the row of the stored profile for one who
+  did not: every customer as of T, whatever the partitions did since.
 
-The cost is that partitions advance together, one fit period apart at most: in a replay a
-fast partition waits for the slowest at each fit time; live, partitions are seconds apart
-and a fit takes seconds. A partition with nothing left to read whose every event is applied
-(``Ordering.idle_after_s``) does not hold fits back: one that ran out first in a replay, or
-that never carried a record, or fell silent. The residual: a partition whose producer pauses
-for longer than that, then sends events older than the fit time, has them applied after the
-fit, so that fit did not see them (a replay that publishes everything up front never
-pauses). A failed fit is postponed by a day of event time, so it cannot stop the stream.
+A fit with too few buyers for the lifetime-value models keeps the previous parameters (none
+before the first) and still stores the rest, so the fit times stay fixed. The residual: an
+event applied late (after its partition passed T, within the allowed lateness) is not in a
+row already left for T.
 
 One worker fits at a time (a lock key with a timeout); the fit runs beside the stream in a
 background task, and the CPU-heavy part (decoding the profiles, the maximum-likelihood fits
@@ -56,19 +53,17 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from streamproc.eventtime import partition_of
-from streamproc.features.vector import cluster_input, vector
+from streamproc.features.population import FitGrid, FitRow, row
 from streamproc.models import ltv
 from streamproc.models.clusters import ClusterModel, ClusterParams
 from streamproc.runtime.children import die_with_parent
 from streamproc.runtime.redis_keys import RedisKeys
-from streamproc.state import codec, purchases
+from streamproc.state import codec
 from streamproc.state.profile import Profile
-from streamproc.state.purchases import RfmSummary
+from streamproc.state.sessions import SessionRules
 
 log = logging.getLogger(__name__)
 LOCK_S = 300
-RETRY_AFTER = timedelta(days=1)
 
 
 def _utc(epoch: float) -> datetime:
@@ -79,10 +74,9 @@ class Refitter:
     """Records how far this worker's partitions are applied, and fits once the slowest partition passed the fit time."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys, *, every: timedelta, clusters: int,
-                 partitions: int, horizon_days: float) -> None:
+                 partitions: int, horizon_days: float, sessions: SessionRules) -> None:
         self.r, self.keys, self.every, self.clusters = client, keys, every, clusters
-        self.partitions, self.horizon_days = partitions, horizon_days
-        self.next_fit: float | None = None
+        self.partitions, self.horizon_days, self.sessions = partitions, horizon_days, sessions
         self.task: asyncio.Task[None] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._progress: dict[int, float] = {}
@@ -96,107 +90,94 @@ class Refitter:
 
     async def _guarded(self) -> None:
         try:
-            slowest = await self._record()
-            if slowest is not None:
-                await self.run(slowest)
+            await self.run(await self._record())
         except RedisError as exc:  # tried again after the next batch
             log.warning("population fit not checked (%s: %s)", type(exc).__name__, exc)
         except Exception:  # a failed fit keeps the previous version; the stream goes on
             log.exception("population fit failed; the previous models stay in use")
-            await self._postpone()
 
-    async def _record(self) -> float | None:
-        """Store this worker's progress; the slowest partition's, once a fit is scheduled (None before).
-        Idle partitions count as done, but never past the newest event seen: an idle stream does
-        not fit on into the future."""
+    async def _record(self) -> float:
+        """Store this worker's progress; return the slowest partition's. Idle partitions count as
+        done, but never past the newest event seen: an idle stream does not fit on into the future."""
         changed = {p: t for p, t in self._progress.items() if self._written.get(p) != t}
         pipe = self.r.pipeline(transaction=False)
         if changed:
             pipe.hset(self.keys.progress, mapping={str(p): repr(t) for p, t in changed.items()})
         pipe.hgetall(self.keys.progress)
-        pipe.hget(self.keys.models, "next_fit")
-        pipe.hgetall(self.keys.watermarks)
-        *_, stored, next_fit, seen = await pipe.execute()
+        pipe.hvals(self.keys.watermarks)
+        *_, stored, seen = await pipe.execute()
         self._written.update(changed)
         progress = {int(p): float(t) for p, t in stored.items()}
-        if next_fit is None:
-            await self._schedule(progress, {partition_of(k.decode()) for k in seen})
-            return None
-        newest = max((float(t) for t in seen.values()), default=float("-inf"))
+        newest = max((float(t) for t in seen), default=float("-inf"))
         return min(newest, *(progress.get(p, float("-inf")) for p in range(self.partitions)))
 
-    async def _schedule(self, progress: dict[int, float], seen: set[int]) -> None:
-        """Schedule the first fit once every partition has carried a record (or is empty and idle):
-        ``every`` after the oldest event held, which nothing has been applied before."""
-        if any(p not in seen and progress.get(p) != float("inf") for p in range(self.partitions)):
-            return
-        pipe = self.r.pipeline(transaction=False)
-        for p in range(self.partitions):
-            pipe.zrange(self.keys.buffer(p), 0, 0, withscores=True)
-        oldest = [got[0][1] for got in await pipe.execute() if got]
-        if oldest:
-            await self.run(min(oldest))
+    def grid(self, fitted: float | None) -> FitGrid:
+        return FitGrid(self.every, None if fitted is None else _utc(fitted))
 
-    async def _postpone(self) -> None:
-        """After a failed fit: the next one a day later, so the stream held at the fit time goes on."""
-        try:
-            if (at := await self.r.hget(self.keys.models, "next_fit")) is not None:
-                await self.r.hset(self.keys.models, "next_fit", float(at) + RETRY_AFTER.total_seconds())
-        except Exception:
-            log.exception("the failed fit could not be postponed; retrying it")
+    async def due(self) -> float | None:
+        """The next fit time: a period after the last, or the first (see the module docstring)."""
+        fitted, first = await self.r.hget(self.keys.models, "fit_time"), await self.r.zscore(self.keys.first_event, "first")
+        if fitted is not None:
+            return float(fitted) + self.every.total_seconds()
+        if first is None:
+            return None
+        return self.grid(None).at_or_after(_utc(first) + self.every).timestamp()
 
     async def run(self, slowest: float) -> int | None:
-        """Fit if the one scheduled is due at ``slowest`` (schedule the first ``every`` after it
-        when none is); returns the new version, or None if nothing was fitted."""
+        """Fit if the next fit time is at or before ``slowest``; returns the new version, or None."""
         lock = f"{self.keys.models}:lock"
         if not await self.r.set(lock, b"1", nx=True, ex=LOCK_S):
             return None
         try:
-            return await self._run(slowest)
+            at = await self.due()
+            if at is None or slowest < at:
+                return None
+            return await self._fit_at(at)
         finally:
             await self.r.delete(lock)
 
-    async def _run(self, slowest: float) -> int | None:
-        doc = await self.r.hgetall(self.keys.models)
-        if b"next_fit" not in doc:
-            self.next_fit = slowest + self.every.total_seconds()
-            await self.r.hsetnx(self.keys.models, "next_fit", self.next_fit)
-            log.info("first population fit scheduled at event time %s", _utc(self.next_fit).isoformat())
-            return None
-        self.next_fit = float(doc[b"next_fit"])
-        if slowest < self.next_fit:
-            return None
-        return await self._fit_at(self.next_fit, doc)
-
-    async def _fit_at(self, fit_time: float, doc: dict[bytes, bytes]) -> int | None:
-        """Fit the population as of ``fit_time`` and store it with the next fit time."""
+    async def _fit_at(self, fit_time: float) -> int:
+        """Fit the population as of ``fit_time``, store it, and drop the rows left for it and before."""
         started = time.perf_counter()
         documents = await self._documents()
+        rows = await self.r.hgetall(self.keys.fit_rows(fit_time))
+        doc = await self.r.hgetall(self.keys.models)
         version = int(doc.get(b"version", 0)) + 1
         at = _utc(fit_time)
         try:
             fitted = await asyncio.get_running_loop().run_in_executor(
-                self._fitter(), _fit, documents, doc.get(b"clusters"), self.clusters, at, version, self.horizon_days)
+                self._fitter(), _fit, documents, rows, doc.get(b"clusters"), self.clusters, at, version,
+                self.horizon_days, self.sessions)
         except BrokenProcessPool:
             self._pool = None  # the fit process died: the next fit starts another
             raise
-        except ltv.FitError as exc:
-            self.next_fit = fit_time + RETRY_AFTER.total_seconds()
-            await self.r.hset(self.keys.models, "next_fit", self.next_fit)
-            log.info("population fit at %s postponed by a day: %s", at.isoformat(), exc)
-            return None
-        self.next_fit = fit_time + self.every.total_seconds()
         params = fitted.params
         await self.r.hset(self.keys.models, mapping={
-            "version": version, "ltv": orjson.dumps(params.to_dict()), "clusters": fitted.clusters,
-            "fitted_at": at.isoformat(), "next_fit": self.next_fit, "customers": fitted.customers,
+            "version": version, "clusters": fitted.clusters, "fitted_at": at.isoformat(), "fit_time": fit_time,
+            "next_fit": fit_time + self.every.total_seconds(), "customers": fitted.customers,
+            **({"ltv": orjson.dumps(params.to_dict())} if params is not None else {}),
             **{f"pop:{dim}": values for dim, values in fitted.population.items()},
         })
-        log.info("population models version %d fitted at event time %s on %d customers in %.2fs: "
-                 "BG/NBD r=%.3f alpha=%.3f a=%.3f b=%.3f, Gamma-Gamma p=%.3f q=%.3f v=%.3f", version,
-                 at.isoformat(), fitted.customers, time.perf_counter() - started,
-                 params.r, params.alpha, params.a, params.b, params.p, params.q, params.v)
+        await self._drop_rows(fit_time)
+        took = time.perf_counter() - started
+        if params is None:
+            log.info("population models version %d fitted at event time %s on %d customers (%d rows left by "
+                     "customers changed since) in %.2fs; lifetime value not refitted: %s", version, at.isoformat(),
+                     fitted.customers, len(rows), took, fitted.error)
+        else:
+            log.info("population models version %d fitted at event time %s on %d customers (%d rows left by "
+                     "customers changed since) in %.2fs: BG/NBD r=%.3f alpha=%.3f a=%.3f b=%.3f, Gamma-Gamma "
+                     "p=%.3f q=%.3f v=%.3f", version, at.isoformat(), fitted.customers, len(rows), took,
+                     params.r, params.alpha, params.a, params.b, params.p, params.q, params.v)
         return version
+
+    async def _drop_rows(self, fit_time: float) -> None:
+        """Delete the rows of ``fit_time`` and of any earlier fit time (a batch may have left some
+        for a fit already made, or before the first)."""
+        old = [k async for k in self.r.scan_iter(match=self.keys.fit_rows("*"), count=1000)
+               if float(k.rsplit(b":", 1)[1]) <= fit_time]
+        if old:
+            await self.r.delete(*old)
 
     def _fitter(self) -> ProcessPoolExecutor:
         """The fit process, started on the first fit (a fresh interpreter that ends with the worker)."""
@@ -221,55 +202,59 @@ class Refitter:
 
 @dataclass(frozen=True)
 class Fitted:
-    """What a fit stores: the parameters, the cluster model as stored, the number of customers,
-    and each population dimension's values as of the fit, sorted (float64 bytes)."""
+    """What a fit stores: the parameters (None when too few buyers, ``error`` says why), the
+    cluster model as stored, the number of customers, and each population dimension's values
+    as of the fit, sorted (float64 bytes)."""
 
-    params: ltv.LtvParams
+    params: ltv.LtvParams | None
     clusters: bytes
     customers: int
     population: dict[str, bytes]
+    error: str = ""
 
 
-def _fit_inputs(profiles: list[Profile], at: datetime, version: int) -> tuple[list[RfmSummary], list[dict[str, float]]]:
-    """Every buyer's BTYD summary, and every customer's cluster-model input in learning order.
-
-    Customers are taken in a shuffled order that depends only on the version, so the
-    centres do not drift towards whichever customers happen to sort last. Profiles hold no
-    event after ``at`` (partitions wait at the fit time); ``max`` only guards against one."""
-    summaries = []
-    for p in profiles:
-        s = purchases.summary(p.days, max(at, p.last_seen))
-        if s is not None:
-            summaries.append(s)
-    ordered = sorted(profiles, key=lambda p: p.customer_id)
-    random.Random(version).shuffle(ordered)
-    return summaries, [cluster_input(vector(p, max(at, p.last_seen))) for p in ordered]
+def fit_rows(documents: list[bytes], rows: dict[bytes, bytes], at: datetime, rules: SessionRules) -> list[FitRow]:
+    """Every customer as of ``at``, by customer id: the row left for ``at`` if the customer changed
+    since, else the stored profile's; customers first seen after ``at`` are left out."""
+    out = []
+    for p in sorted((codec.loads(Profile, d) for d in documents), key=lambda p: p.customer_id):
+        left = rows.get(p.customer_id.encode())
+        r = codec.loads(FitRow, left) if left is not None else row(p, at, rules)
+        if r is not None:
+            out.append(r)
+    return out
 
 
-def _population(profiles: list[Profile], params: ltv.LtvParams, at: datetime, horizon_days: float) -> dict[str, bytes]:
+def _population(rows: list[FitRow], params: ltv.LtvParams | None, horizon_days: float) -> dict[str, bytes]:
     """Recency (last purchase time), frequency (orders), spend and CLV over ``horizon_days`` of
-    every customer who bought, as of ``at``, each sorted: the values the store ranks live."""
-    buyers = [p for p in profiles if p.last_purchase is not None]
-    clv = [round(ltv.clv(params, s, horizon_days), 2) for p in buyers
-           if (s := purchases.summary(p.days, max(at, p.last_seen))) is not None]
-    values = {"recency": [p.last_purchase.timestamp() for p in buyers if p.last_purchase is not None],
-              "frequency": [float(p.purchases) for p in buyers], "monetary": [p.spend for p in profiles if p.spend > 0],
+    every customer who bought, as of the fit, each sorted: the values the store ranks live."""
+    buyers = [r for r in rows if r.last_purchase is not None and r.orders > 0]
+    clv = [round(ltv.clv(params, r.summary, horizon_days), 2) for r in buyers
+           if params is not None and r.summary is not None]
+    values = {"recency": [r.last_purchase.timestamp() for r in buyers if r.last_purchase is not None],
+              "frequency": [float(r.orders) for r in buyers], "monetary": [r.spend for r in rows if r.spend > 0],
               "clv": [c for c in clv if math.isfinite(c)]}
     return {dim: np.sort(np.asarray(v, dtype=np.float64)).tobytes() for dim, v in values.items()}
 
 
-def _fit(documents: list[bytes], clusters: bytes | None, n_clusters: int, at: datetime,
-         version: int, horizon_days: float) -> Fitted:
-    """In the fit process: decode the profile documents, fit lifetime value on the buyers'
-    summaries, then teach the cluster model (stored as ``clusters``, or a new one of
-    ``n_clusters``) every customer's input, and take the population's values as of ``at``.
-    Profiles are taken by customer id, not in the order Redis scanned them: on a flat likelihood
-    the optimum found depends on the order of the sums, and replays must agree."""
-    profiles = sorted((codec.loads(Profile, d) for d in documents), key=lambda p: p.customer_id)
+def _fit(documents: list[bytes], rows: dict[bytes, bytes], clusters: bytes | None, n_clusters: int, at: datetime,
+         version: int, horizon_days: float, sessions: SessionRules) -> Fitted:
+    """In the fit process: every customer as of ``at`` (``fit_rows``); lifetime value fitted on the
+    buyers' summaries; the cluster model (stored as ``clusters``, or a new one of ``n_clusters``)
+    taught every customer's input, in a shuffled order that depends only on the version (so the
+    centres do not drift towards whichever customers sort last); the population's values.
+    Customers are taken by id, not in the order Redis scanned them: on a flat likelihood the
+    optimum found depends on the order of the sums, and replays must agree."""
+    population = fit_rows(documents, rows, at, sessions)
     model = ClusterModel.loads(clusters) if clusters is not None else ClusterModel(
         ClusterParams(n_clusters=n_clusters, min_learned=20 * n_clusters))
-    summaries, inputs = _fit_inputs(profiles, at, version)
-    params = ltv.fit(summaries, version, at)
-    for x in inputs:
-        model.learn(x)
-    return Fitted(params, model.dumps(), len(profiles), _population(profiles, params, at, horizon_days))
+    params, error = None, ""
+    try:
+        params = ltv.fit([r.summary for r in population if r.summary is not None], version, at)
+    except ltv.FitError as exc:
+        error = str(exc)
+    ordered = list(population)
+    random.Random(version).shuffle(ordered)
+    for r in ordered:
+        model.learn(r.cluster)
+    return Fitted(params, model.dumps(), len(population), _population(population, params, horizon_days), error)

@@ -22,6 +22,7 @@ from typing import Any
 
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import partition_of
+from streamproc.features.population import FitRow
 from streamproc.ordering import Held
 from streamproc.pipeline import next_due
 from streamproc.plan import Changes, Loaded, Waiting
@@ -57,6 +58,8 @@ class Memory:
     segments: dict[str, Counter[str]] = field(default_factory=dict)
     recent_alerts: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    fit_rows: dict[float, dict[str, FitRow]] = field(default_factory=dict)
+    first_event: float | None = None
 
 
 def _upto(zset: ZSet, score: float, limit: int) -> list[tuple[Any, float]]:
@@ -119,6 +122,7 @@ class MemoryStore:
         self._write_buffer(ch.hold, ch.release)
         self._write_partitions(ch)
         self._write_stats(ch)
+        self._write_fit_rows(ch)
 
     async def published(self, partitions: Iterable[int], outbox: bytes) -> None:
         for p in partitions:
@@ -168,6 +172,14 @@ class MemoryStore:
             m.offsets.setdefault(partition_of(tp), {})[tp] = offset
             m.writes[partition_of(tp)] += 1
         m.high_marks.update(ch.high_marks)
+
+    def _write_fit_rows(self, ch: Changes) -> None:
+        m = self.state
+        for at, r in ch.fit_rows:
+            m.fit_rows.setdefault(at.timestamp(), {}).setdefault(r.customer_id, r)
+        first = [p.first_seen.timestamp() for cid, p in ch.profiles.items() if ch.stored.get(cid) is None]
+        if first:
+            m.first_event = min(first + ([m.first_event] if m.first_event is not None else []))
 
     def _write_stats(self, ch: Changes) -> None:
         stats = self.state.stats

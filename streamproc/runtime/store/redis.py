@@ -91,7 +91,7 @@ class RedisStore:
         offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
                    for tp, v in zip(fields, got) if v is not None}
         reply = res[m + 1] if self._sized else await self._first_population(res[m + 1])
-        population, version, next_fit = self.population.parse(reply)
+        population, version, fitted_at = self.population.parse(reply)
         if version != self.population.version:
             async with asyncio.timeout(self._timeout):
                 await self.population.reload(self.r)
@@ -102,7 +102,7 @@ class RedisStore:
             high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
             outboxes=outboxes,
-            next_fit=next_fit,
+            fitted_at=fitted_at,
         )
 
     async def _first_population(self, reply: list[object]) -> list[object]:
@@ -176,6 +176,7 @@ class RedisStore:
             docs = self._write_profiles(pipe, ch)
             self._write_outputs(pipe, ch.outputs)
             self._write_buffer(pipe, ch.hold, ch.release)
+            self._write_fit_rows(pipe, ch)
             for p in ch.partitions:
                 pipe.hincrby(self.keys.offsets(p), "writes", 1)  # any write of p fails other writers' WATCH
                 if ch.outbox is not None:
@@ -232,6 +233,19 @@ class RedisStore:
         for key, members in ranked.items():
             pipe.zadd(key, members)
         return docs
+
+    def _write_fit_rows(self, pipe: aioredis.client.Pipeline, ch: Changes) -> None:
+        """The rows customers left for fit times (``features.population``; the first row left for a
+        customer and a fit time is kept, never overwritten), and the earliest event
+        time of the customers seen first (the first fit is scheduled from it)."""
+        rows: dict[tuple[float, str], bytes] = {}
+        for at, r in ch.fit_rows:
+            rows.setdefault((at.timestamp(), r.customer_id), codec.dumps(r))
+        for (at, cid), doc in rows.items():
+            pipe.hsetnx(self.keys.fit_rows(at), cid, doc)
+        first = [p.first_seen.timestamp() for cid, p in ch.profiles.items() if ch.stored.get(cid) is None]
+        if first:
+            pipe.zadd(self.keys.first_event, {"first": min(first)}, lt=True)
 
     def _write_buffer(self, pipe: aioredis.client.Pipeline, hold: Iterable[Held], release: Iterable[Held]) -> None:
         added: dict[int, dict[bytes, float]] = {}
