@@ -374,6 +374,34 @@ def models(as_json: bool) -> None:
     click.echo(orjson.dumps(doc).decode() if as_json else "\n".join(model_lines(doc)))
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def scores(as_json: bool) -> None:
+    """How current every customer's scores are (needs STREAMPROC_REDIS_URL; reads every profile, a
+    SCAN: for audits, not for a hot path). For the churn risk and the value (P(alive), CLV, tier):
+    the age, at the newest event time seen, of the score stored at each customer's last rescoring
+    and of the one a read serves (recomputed from the stored state with the current models), as
+    quantiles, with the model versions behind them and the churn candidate served."""
+    import orjson
+
+    from streamproc.ops.scores import freshness
+    from streamproc.ops.stats import StatsReader
+    from streamproc.runtime.assemble import population_view
+
+    s = get_settings()
+    if not s.redis_url:
+        raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
+    reader = StatsReader(s.redis_url, s.key_prefix)
+    try:
+        now = reader.event_time()
+        if now is None:
+            raise click.ClickException(f"no event applied yet in {s.redis_url}")
+        figures = freshness(reader.all_profiles(), now, reader.models(population_view(s)), s.rules())
+    finally:
+        reader.close()
+    click.echo(orjson.dumps(figures.to_dict()).decode() if as_json else "\n".join(figures.lines()))
+
+
 @cli.command("early-warning")
 @click.option("--customers", default=500, show_default=True, help="Customers to generate.")
 @click.option("--days", default=90, show_default=True, help="Days of history to generate.")

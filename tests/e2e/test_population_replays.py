@@ -24,6 +24,7 @@ import redis
 from streamproc.contracts import Contracts
 from streamproc.decisions import segments
 from streamproc.ops.produce import event_records, publish
+from streamproc.ops.scores import freshness
 from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import create_topics
 from streamproc.runtime.assemble import population_view
@@ -56,6 +57,9 @@ def memberships(redis_url: str) -> dict[str, dict[str, Any]]:
         reader.close()
     assert now is not None
     read = {cid: segments.as_of(p, now, pop, settings.rules()) for cid, p in profiles.items()}
+    ages = freshness(profiles, now, pop, settings.rules())
+    report("score ages at the end of a replay: " + "; ".join(ages.lines()))
+    assert ages.churn_read["q100"] == 0 and ages.churn_read["unscored"] == 0
     return {cid: {"rfm": q.rfm, "value": q.value, "cluster": q.cluster,
                   "stored_tier": profiles[cid].value.tier if profiles[cid].value else None} for cid, q in read.items()}
 
