@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
+from scipy.stats import spearmanr
 
 from streamproc.contracts import Contracts
 from streamproc.decisions import segments
+from streamproc.decisions.learning import churn_as_of
 from streamproc.ops.produce import event_records, publish
 from streamproc.ops.scores import freshness
 from streamproc.ops.stats import StatsReader
@@ -60,7 +63,8 @@ def memberships(redis_url: str) -> dict[str, dict[str, Any]]:
     ages = freshness(profiles, now, pop, settings.rules())
     report("score ages at the end of a replay: " + "; ".join(ages.lines()))
     assert ages.churn_read["q100"] == 0 and ages.churn_read["unscored"] == 0
-    return {cid: {"rfm": q.rfm, "value": q.value, "cluster": q.cluster,
+    churn = {cid: churn_as_of(p, now, pop, settings.rules()) for cid, p in profiles.items()}
+    return {cid: {"rfm": q.rfm, "value": q.value, "cluster": q.cluster, "churn": churn[cid],
                   "stored_tier": profiles[cid].value.tier if profiles[cid].value else None} for cid, q in read.items()}
 
 
@@ -124,6 +128,13 @@ def test_replays_drained_at_different_speeds_fit_the_same_population(
     assert second.keys() == first.keys()
     assert sum(m["rfm"] is not None for m in first.values()) > len(first) // 2
     assert sum(m["value"] is not None and m["value"].tier != "" for m in first.values()) > len(first) // 2
+    served = [(first[c]["churn"], second[c]["churn"]) for c in first]
+    gaps = sorted(abs(a.p - b.p) for a, b in served)
+    rho = spearmanr([a.p for a, _ in served], [b.p for _, b in served]).statistic
+    report(f"served churn risk as read at the end of both replays: candidates {Counter(a.source for a, _ in served)} vs "
+           f"{Counter(b.source for _, b in served)}, |difference| median {gaps[len(gaps) // 2]:.4f}, max {gaps[-1]:.4f}, "
+           f"Spearman rank correlation {rho:.4f} (the online models learned the examples in arrival order)")
+    assert rho > 0.9
     read = ("rfm", "value", "cluster")
     differing = {c: (first[c], second[c]) for c in first if any(first[c][k] != second[c][k] for k in read)}
     assert differing == {}, list(differing.items())[:3]
