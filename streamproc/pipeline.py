@@ -63,10 +63,17 @@ def next_due(p: Profile, rules: Rules) -> datetime | None:
 
 
 def _rescore_due(p: Profile, rules: Rules) -> datetime | None:
-    """When a quiet customer is next rescored: every ``rescore_every`` until they churn; a churned
-    customer keeps the scores of the day they churned until they come back."""
-    if p.scored_at is None or p.stage == "churned":
+    """When a quiet customer is next rescored: every ``rescore_every`` until they churn, then on a
+    geometric schedule, each time the silence has doubled since the last rescoring (at least
+    ``rescore_every`` later). A read serves scores as of the read anyway (``learning.churn_as_of``);
+    what the churned customer's rescorings add is a snapshot each, so the churn model and the
+    choice of candidate also learn what months and years of silence lead to, the customers a
+    read at the end of a long history mostly ranks, at a cost that grows with the log of the
+    silence, not with it."""
+    if p.scored_at is None:
         return None
+    if p.stage == "churned":
+        return p.scored_at + max(rules.rescore_every, p.scored_at - p.last_seen)
     return p.scored_at + rules.rescore_every
 
 

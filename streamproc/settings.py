@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Minutes after a session's last click within which a purchase saves its cart from "
                                 "counting as abandoned.")
     rescore_days: float = Field(7.0, gt=0, description="Days of event time after which a quiet customer's RFM, value "
-                                                       "and cluster are scored again.")
+                                                       "and cluster are scored again; once churned, each time the silence since the last activity doubles.")
     ltv_horizon_days: float = Field(90.0, gt=0, description="Horizon of expected purchases and CLV, in days.")
     ltv_refit_days: float = Field(7.0, gt=0, description="Days of event time between fits of the population's "
                                                          "lifetime-value parameters and cluster model.")

@@ -194,13 +194,26 @@ def test_churn_labels_mature_both_ways_one_horizon_after_their_snapshot() -> Non
     """Scored at the purchases and rescored every 7 quiet days: the snapshots of days 0, 8
     and 15 see the customer back on day 20 and are retained; the day-20 purchase's snapshot
     and the quiet rescorings after it see no activity for 30 days and churn, until the
-    customer churns on day 65 and is no longer rescored. Every label is released at its
-    snapshot plus the 30-day horizon, though the watermark jumps from day 20 to day 100."""
+    customer churns on day 65; the next rescoring waits until the silence has doubled (day
+    104). Every label is released at its snapshot plus the 30-day horizon, though the
+    watermark jumps from day 20 to day 100."""
     _, out = run([buy("b0", 0), buy("b1", 1), click("c20", 20), buy("b2", 20)], until=100)
     assert churn_examples(out) == [(0, 0, 30), (8, 0, 38), (15, 0, 45)] + [
         (d, 1, d + 30) for d in (20, 27, 34, 41, 48, 55, 62)]
     assert stages(out)[-1] == ("at_risk", "churned", 65, "no activity for 45 days")
     assert len({o.event_id for o in out if isinstance(o, Example)}) == 10
+
+
+def test_a_churned_customer_is_rescored_each_time_the_silence_doubles() -> None:
+    """Rescored weekly until the last rescoring before churning (day 62, 42 days after the last
+    activity on day 20), then at 84, 168 and 336 days of silence: each rescoring leaves a
+    snapshot that matures as churned, so the model learns what long silences lead to, at
+    a cost that grows with the log of the silence."""
+    _, out = run([buy("b0", 0), buy("b1", 1), click("c20", 20), buy("b2", 20)], until=400)
+    assert [d for d, label, _ in churn_examples(out) if d > 62] == [104, 188, 356]
+    assert all(label == 1 for d, label, _ in churn_examples(out) if d > 20)
+    _, back = run([buy("b0", 0), buy("b1", 1), click("c20", 20), buy("b2", 20), buy("b3", 200)], until=250)
+    assert (188, 0, 218) in churn_examples(back)  # back on day 200, within the horizon of day 188's snapshot
 
 
 def test_the_watermark_s_steps_do_not_change_the_labels() -> None:
