@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -296,9 +297,12 @@ def profile(customer_id: str, as_json: bool) -> None:
 @click.option("--step-days", default=1.0, show_default=True, help="Event-time step between metric rows.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also save a PNG plot of the metrics over event time to this file (needs the tools extra).")
+@click.option("--derive-time-scales", "derive_scales", is_flag=True,
+              help="With --holdout-days: set the at-risk and churned thresholds and the churn-label horizon from "
+                   "the cadence of the history before the cut ('streamproc timescales') instead of the settings.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the final figures.")
 def evaluate(customers: int, days: int, seed: int, cadence: float, holdout_days: float | None, path: Path | None,
-             mapping: Path | None, step_days: float, plot_path: Path | None, as_json: bool) -> None:
+             mapping: Path | None, step_days: float, plot_path: Path | None, derive_scales: bool, as_json: bool) -> None:
     """Replay a stream through the pipeline and the online models, and report how well they predict.
 
     \b
@@ -331,8 +335,10 @@ def evaluate(customers: int, days: int, seed: int, cadence: float, holdout_days:
     with err.status("reading the stream"):
         events = (file_events(path, mapping, s) if path else
                   generated_events(GeneratorConfig(customers=customers, days=days, seed=seed, cadence=cadence), s))
+    if derive_scales and holdout_days is None:
+        raise click.UsageError("--derive-time-scales goes with --holdout-days")
     if holdout_days is not None:
-        _holdout(events, s, holdout_days, step_days, as_json, err)
+        _holdout(events, s, holdout_days, step_days, as_json, err, derive_scales)
         return
     with Bar(console=err, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(events))
@@ -345,16 +351,77 @@ def evaluate(customers: int, days: int, seed: int, cadence: float, holdout_days:
         click.echo(orjson.dumps(result.final()).decode())
 
 
-def _holdout(events: list, s: Settings, holdout_days: float, step_days: float, as_json: bool, err: Console) -> None:
+def _holdout(events: list, s: Settings, holdout_days: float, step_days: float, as_json: bool, err: Console,
+             derive_scales: bool) -> None:
     import orjson
     from rich.progress import Progress as Bar
 
     from streamproc.tools.holdout import holdout
+    from streamproc.tools.timescales import derive
 
+    scales = None
+    if derive_scales and events:
+        cut = events[-1].ts - timedelta(days=holdout_days)
+        scales = derive((e.customer_id, e.ts) for e in events if e.ts <= cut)
+        s = s.model_copy(update={"at_risk_days": float(scales.at_risk_days), "churn_days": float(scales.churn_days),
+                                 "churn_label_days": float(scales.label_days)})
+        err.print("time scales of the history before the cut: " + ", ".join(scales.env_lines()))
     with Bar(console=err, transient=True) as bar:
         task = bar.add_task("learning until the cut", total=len(events))
         result = holdout(events, s, holdout_days, step_days, lambda done, total: bar.update(task, completed=done))
-    click.echo(orjson.dumps(result.to_dict()).decode() if as_json else "\n".join(result.lines()))
+    doc = result.to_dict() | ({"time_scales": scales.to_dict()} if scales else {})
+    click.echo(orjson.dumps(doc).decode() if as_json else "\n".join(result.lines()))
+
+
+@cli.command()
+@click.option("--customers", default=500, show_default=True, help="Customers to generate (without --file).")
+@click.option("--days", default=365, show_default=True, help="Days of history to generate (without --file).")
+@click.option("--seed", default=7, show_default=True, help="Generator seed (without --file).")
+@click.option("--cadence", default=1.0, show_default=True, type=click.FloatRange(0.01, 10),
+              help="Generator cadence (without --file): 1 weekly regulars, 0.25 about monthly buyers.")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A history file (CSV or JSON Lines, as 'streamproc replay' reads it).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Column mapping of --file (docs/replay.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def timescales(customers: int, days: int, seed: int, cadence: float, path: Path | None, mapping: Path | None,
+               as_json: bool) -> None:
+    """Derive the lifecycle thresholds and the churn-label horizon from a history's own cadence.
+
+    \b
+    Reads the gaps between each customer's consecutive active days (each returning customer
+    weighing the same), and prints their quantiles and the settings that follow:
+    STREAMPROC_AT_RISK_DAYS (80th percentile: one return in five comes later),
+    STREAMPROC_CHURN_DAYS (95th: one in twenty) and STREAMPROC_CHURN_LABEL_DAYS (90th).
+    The worker keeps fixed thresholds (a threshold that moved with the data would move timers
+    already due and labels already pending): export the printed lines for the workers.
+    Without --file it reads a generated history (--customers, --days, --cadence, --seed).
+    """
+    import orjson
+    from rich.console import Console
+
+    from streamproc.sim.generator import GeneratorConfig
+    from streamproc.tools.evaluate import file_events, generated_events
+    from streamproc.tools.timescales import derive
+
+    s = get_settings()
+    with Console(stderr=True).status("reading the history"):
+        events = (file_events(path, mapping, s) if path else
+                  generated_events(GeneratorConfig(customers=customers, days=days, seed=seed, cadence=cadence), s))
+    try:
+        t = derive((e.customer_id, e.ts) for e in events)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(orjson.dumps(t.to_dict() | {"env": t.env_lines()}).decode())
+        return
+    click.echo(f"{t.customers:,} customers, {t.returning:,} active on two days or more, {t.gaps:,} gaps between "
+               f"active days")
+    click.echo(f"gap between active days, each returning customer weighing the same: median {t.p50:g} days, "
+               f"80th percentile {t.p80:g}, 90th {t.p90:g}, 95th {t.p95:g}")
+    click.echo("settings (fixed defaults: 21, 45, 30):")
+    for line in t.env_lines():
+        click.echo(f"  {line}")
 
 
 @cli.command()
@@ -435,8 +502,18 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 @click.option("--latency-events", default=2000, show_default=True, help="Events timed for latency.")
 @click.option("--latency-rate", default=1000.0, show_default=True, help="Events/s while timing latency.")
 @click.option("--seed", default=11, show_default=True, help="Generator seed.")
+@click.option("--backfill", is_flag=True,
+              help="Instead: one worker applies a long generated history (--customers, --days, --cadence).")
+@click.option("--customers", default=20000, show_default=True, help="With --backfill: customers in the history.")
+@click.option("--days", default=183, show_default=True, help="With --backfill: days of history.")
+@click.option("--cadence", default=0.25, show_default=True, type=click.FloatRange(0.01, 10),
+              help="With --backfill: how often customers visit (1 weekly regulars, 0.25 about monthly buyers).")
+@click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --backfill: record the worker with py-spy into this file (collapsed stacks) and "
+                   "list where the time goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
-def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int, as_json: bool) -> None:
+def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int, backfill: bool,
+          customers: int, days: int, cadence: float, profile: Path | None, as_json: bool) -> None:
     """Measure the worker's events/s against a Faust agent that does nothing, and the latency
     from an event's publication to its output.
 
@@ -447,11 +524,22 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
     the medians (worker / do-nothing), p50/p99 latency of live traffic at --latency-rate
     (in the last round), and the 1-minute load average before, during and after the runs.
 
+    With --backfill it measures a history instead: the generator's --customers over --days
+    (seed 7 unless --seed is given) are published to fresh topics, then one worker applies
+    them all, months of event time in minutes, with every customer's timers coming due on the
+    way. It reports the events/s overall (first batch to last, from Redis) and over each
+    tenth of the history, the outputs, and with --profile where the worker's time goes.
+    20,000 customers over 183 days at cadence 0.25 are about 2.5 million events.
+
     Run it on an idle machine (check 'uptime'): other work moves the rates by a quarter or
     more, and a high load_average in the report means the figures are noise.
     """
     import orjson
     from rich.console import Console
+
+    if backfill:
+        _bench_backfill(customers, days, cadence, 7 if seed == 11 else seed, profile, as_json)
+        return
 
     from streamproc.tools.bench import BenchOptions, ProgressReporter, print_report, run_bench
 
@@ -462,6 +550,24 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
         click.echo(orjson.dumps(result).decode())
     else:
         print_report(Console(), result)
+
+
+def _bench_backfill(customers: int, days: int, cadence: float, seed: int, profile: Path | None, as_json: bool) -> None:
+    import orjson
+    from rich.console import Console
+
+    from streamproc.tools.backfill import BackfillOptions, print_backfill, run_backfill, summarise_profile
+    from streamproc.tools.bench import ProgressReporter
+
+    opts = BackfillOptions(customers, days, cadence, seed, profile=profile)
+    with ProgressReporter(Console(stderr=True), 2) as report:
+        result = run_backfill(get_settings(), opts, report)
+    if profile is not None:
+        result["profile_summary"] = summarise_profile(profile)
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+    else:
+        print_backfill(Console(), result)
 
 
 @cli.command("bench-noop", hidden=True)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from streamproc.decisions import learning
+from streamproc.decisions import learning, lifecycle
 from streamproc.features.vector import vector
 from streamproc.models import ltv
 from streamproc.models.online import CHURN_FEATURES
@@ -55,10 +55,15 @@ class Holdout:
     served: str | None
     label_days: float
     aucs: dict[str, float | None] = field(default_factory=dict)
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per lifecycle stage at the cut: customers in it, and how many of them were active in the period."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The lifecycle thresholds in force (days): ``at_risk`` and ``churned``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"cut": self.cut, "holdout_days": self.holdout_days, "customers": self.customers,
-                "churned": self.churned, "served": self.served, "label_days": self.label_days, "auc": self.aucs}
+                "churned": self.churned, "served": self.served, "label_days": self.label_days, "auc": self.aucs,
+                "stages": self.stages, "thresholds": self.thresholds}
 
     def lines(self) -> list[str]:
         """The report as text: the outcome, then one line per score."""
@@ -72,6 +77,12 @@ class Holdout:
         for key in SCORES:
             value = self.aucs.get(key)
             out.append(f"  {names[key]:<40} ROC AUC {'-' if value is None else f'{value:.3f}'}")
+        if self.stages:
+            out.append(f"lifecycle at the cut (at-risk after {self.thresholds['at_risk']:g} days, churned after "
+                       f"{self.thresholds['churned']:g}), and how many of each stage were active in the period:")
+            for stage, n in sorted(self.stages.items(), key=lambda kv: -kv[1]["customers"]):
+                back = n["active_after"] / n["customers"] if n["customers"] else 0.0
+                out.append(f"  {stage:<12} {n['customers']:>8,}   active after {n['active_after']:>8,} ({back:.0%})")
         return out
 
 
@@ -115,13 +126,22 @@ def holdout(events: list[InputEvent], settings: Settings, holdout_days: float, s
         scores["recency"].append(v["days_since_last"])
         scores["palive"].append(base["palive"])
         scores["activity_bgnbd"].append(activity.get(cid, 0.0))
+    stages: dict[str, dict[str, int]] = {}
+    for cid, churned in zip(ids, y):
+        stage = run.profiles[cid].stage
+        for t in lifecycle.inactivity(run.profiles[cid], cut, rules):
+            stage = t.new
+        n = stages.setdefault(stage, {"customers": 0, "active_after": 0})
+        n["customers"] += 1
+        n["active_after"] += 1 - churned
     aucs = {k: auc(s, y) for k, s in scores.items()}
     if pop.ltv is None:
         aucs["palive"] = None
     if not activity:
         aucs["activity_bgnbd"] = None
     served_name = pop.churn.served if pop.churn is not None else "recency"
-    return Holdout(cut.isoformat(), holdout_days, len(ids), sum(y), served_name, settings.churn_label_days, aucs)
+    return Holdout(cut.isoformat(), holdout_days, len(ids), sum(y), served_name, settings.churn_label_days, aucs,
+                   stages, {"at_risk": settings.at_risk_days, "churned": settings.churn_days})
 
 
 def _activity_fit(events: list[InputEvent], cut: datetime) -> dict[str, float]:

@@ -163,6 +163,27 @@ def test_bench_reports_medians_spreads_ratio_and_load_and_leaves_its_directory_e
     assert list(tmp_path.iterdir()) == []  # no Faust data directory where it was started
 
 
+def test_bench_backfill_applies_the_whole_history_and_profiles_the_worker(tmp_path: Path) -> None:
+    """A small history (150 customers, 60 days): every event's fate decided, the rate overall and
+    by tenth, the outputs, and a py-spy profile naming the pipeline; nothing left running."""
+    work, profile, out, err = tmp_path / "cwd", tmp_path / "spy.txt", tmp_path / "out", tmp_path / "err"
+    work.mkdir()
+    with out.open("wb") as o, err.open("wb") as e:
+        bench = subprocess.Popen(streamproc("bench", "--backfill", "--customers", "150", "--days", "60",
+                                            "--cadence", "1", "--profile", str(profile), "--json"),
+                                 stdout=o, stderr=e, env=clean_env(), cwd=work)
+        watch = StackWatch(bench.pid)
+        assert watch.until_exit(bench, 400) == 0, err.read_text()[-3000:]
+    r = orjson.loads(out.read_text().strip().splitlines()[-1])
+    assert r["customers"] == 150 and r["days"] == 60 and r["events"] > 1000 and r["events_per_s"] > 0
+    assert len(r["by_tenth"]) == 10 and r["outputs"]["segment_changes"] > 0
+    prof = r["profile_summary"]
+    assert prof["samples"] > 0 and profile.stat().st_size > 0
+    assert any("streamproc/" in name for name, _ in prof["total_pct"])
+    assert watch.alive() == {}
+    assert list(work.iterdir()) == []
+
+
 def test_bench_refuses_a_configured_broker_and_redis() -> None:
     env = {**clean_env(), "STREAMPROC_KAFKA_URL": "kafka://127.0.0.1:1"}
     run = subprocess.run(streamproc("bench", "--events", "10"), capture_output=True, env=env, timeout=60)
