@@ -391,8 +391,8 @@ def timescales(customers: int, days: int, seed: int, cadence: float, path: Path 
     \b
     Reads the gaps between each customer's consecutive active days (each returning customer
     weighing the same), and prints their quantiles and the settings that follow:
-    STREAMPROC_AT_RISK_DAYS (80th percentile: one return in five comes later),
-    STREAMPROC_CHURN_DAYS (95th: one in twenty) and STREAMPROC_CHURN_LABEL_DAYS (90th).
+    STREAMPROC_AT_RISK_DAYS (90th percentile: one return in ten comes later),
+    STREAMPROC_CHURN_DAYS (99th: one in a hundred) and STREAMPROC_CHURN_LABEL_DAYS (95th).
     The worker keeps fixed thresholds (a threshold that moved with the data would move timers
     already due and labels already pending): export the printed lines for the workers.
     Without --file it reads a generated history (--customers, --days, --cadence, --seed).
@@ -418,7 +418,7 @@ def timescales(customers: int, days: int, seed: int, cadence: float, path: Path 
     click.echo(f"{t.customers:,} customers, {t.returning:,} active on two days or more, {t.gaps:,} gaps between "
                f"active days")
     click.echo(f"gap between active days, each returning customer weighing the same: median {t.p50:g} days, "
-               f"80th percentile {t.p80:g}, 90th {t.p90:g}, 95th {t.p95:g}")
+               f"80th percentile {t.p80:g}, 90th {t.p90:g}, 95th {t.p95:g}, 99th {t.p99:g}")
     click.echo("settings (fixed defaults: 21, 45, 30):")
     for line in t.env_lines():
         click.echo(f"  {line}")
