@@ -501,7 +501,7 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
               help="Runs of each side (do-nothing agent, worker), alternating.")
 @click.option("--latency-events", default=2000, show_default=True, help="Events timed for latency.")
 @click.option("--latency-rate", default=1000.0, show_default=True, help="Events/s while timing latency.")
-@click.option("--seed", default=11, show_default=True, help="Generator seed.")
+@click.option("--seed", type=int, default=None, help="Generator seed [default: 11; 7 with --backfill].")
 @click.option("--backfill", is_flag=True,
               help="Instead: one worker applies a long generated history (--customers, --days, --cadence).")
 @click.option("--customers", default=20000, show_default=True, help="With --backfill: customers in the history.")
@@ -512,7 +512,7 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
               help="With --backfill: record the worker with py-spy into this file (collapsed stacks) and "
                    "list where the time goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
-def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int, backfill: bool,
+def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int | None, backfill: bool,
           customers: int, days: int, cadence: float, profile: Path | None, as_json: bool) -> None:
     """Measure the worker's events/s against a Faust agent that does nothing, and the latency
     from an event's publication to its output.
@@ -538,12 +538,12 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
     from rich.console import Console
 
     if backfill:
-        _bench_backfill(customers, days, cadence, 7 if seed == 11 else seed, profile, as_json)
+        _bench_backfill(customers, days, cadence, 7 if seed is None else seed, profile, as_json)
         return
 
     from streamproc.tools.bench import BenchOptions, ProgressReporter, print_report, run_bench
 
-    opts = BenchOptions(events, latency_events, latency_rate, seed, repeat=repeat)
+    opts = BenchOptions(events, latency_events, latency_rate, 11 if seed is None else seed, repeat=repeat)
     with ProgressReporter(Console(stderr=True), opts.steps) as report:
         result = run_bench(get_settings(), opts, report)
     if as_json:
