@@ -119,8 +119,8 @@ def _follow(reader: StatsReader, n: int, worker: subprocess.Popen[bytes], opts: 
     samples: list[tuple[float, dict[str, float]]] = []
     last_note = 0.0
     while True:
-        counters = reader.snapshot(0).counters
-        done = int(counters.get("applied", 0) + counters.get("duplicates", 0) + counters.get("dead_lettered", 0))
+        totals = reader.snapshot(0)
+        counters, done = totals.counters, totals.processed
         samples.append((done, counters))
         if done >= n:
             return samples
