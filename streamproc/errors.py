@@ -6,6 +6,7 @@
     ├── ConfigError        settings or topic contracts are wrong; the message says which and how to fix it
     ├── StackError         the embedded broker or Redis could not be started or reached
     ├── ExtraMissing       a tool needs an optional extra that is not installed; the message says which
+    ├── RulesInvalid       (decisions/rulefile.py) a trigger rules file has mistakes; one line-precise message each
     ├── ReplayError        (replay/) a history file cannot be replayed: missing topics, broker down, bad encoding
     │   └── MappingError   a column mapping names an unknown field or a column the file lacks
     └── FitError           (models/btyd.py, also a ValueError) too little data, or no usable fit, for the
@@ -32,3 +33,11 @@ class StackError(StreamprocError):
 
 class ExtraMissing(StreamprocError):
     """A tool needs a package of an optional extra (``pip install 'streamproc[tools]'``)."""
+
+
+class RulesInvalid(ConfigError):
+    """A trigger rules file has mistakes: ``errors`` holds one ``file:line: rule 'id': what to do`` each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors

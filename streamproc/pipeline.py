@@ -3,9 +3,9 @@
 ``step`` handles one event of one customer::
 
     duplicate? -> timers due before the event (session ends, abandoned carts, inactivity,
-                  rescoring) -> profile update -> session -> lifecycle transition caused
-               by the event -> alert rules -> RFM, value and cluster (after purchases and
-               feedback)
+                  rescoring, alerts held for quiet hours) -> profile update -> session ->
+               lifecycle transition caused by the event -> RFM, value, cluster and scores
+               (after purchases and feedback) -> trigger rules for what happened
 
 ``apply_batch`` runs ``step`` over a batch in event-time order; ``sweep`` fires the timers
 of customers with no new events that the partition's watermark has passed.
@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from streamproc.decisions import alerts, learning, lifecycle, segments
+from streamproc.decisions import alerts, learning, lifecycle, segments, triggers
+from streamproc.decisions.catalogue import Trigger
 from streamproc.decisions.rules import Population, Rules
 from streamproc.features.population import FitGrid, FitRow, row
 from streamproc.frozen import replace
-from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange
+from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange, Suppressed
 from streamproc.state import sessions
 from streamproc.state.profile import Profile, apply_event, new_profile
 
-Output = SegmentChange | Alert | Example
+Output = SegmentChange | Alert | Example | Suppressed
 E = TypeVar("E")
 
 
@@ -45,20 +46,34 @@ class BatchResult(Generic[E]):
     """``(fit time, row)`` of each fit time a changed customer moved past (``features.population``)."""
 
 
-def _transition(p: Profile, t: lifecycle.Transition, cause: str | None, pop: Population) -> tuple[Profile, list[Output]]:
+def _transition(p: Profile, t: lifecycle.Transition, cause: str | None) -> tuple[Profile, SegmentChange, Trigger]:
     p = lifecycle.enter(p, t)
     change = SegmentChange(p.customer_id, t.at, "lifecycle", t.old, t.new, t.reason, cause)
-    return p, [change, *alerts.on_transition(p, t, pop)]
+    return p, change, alerts.of_transition(t, cause)
 
 
-def _session_outputs(p: Profile, emitted: list[sessions.SessionOutput]) -> list[Output]:
-    return [alerts.on_cart_abandoned(p, o) for o in emitted if isinstance(o, sessions.CartAbandoned)]
+def _carts(emitted: list[sessions.SessionOutput]) -> list[Trigger]:
+    return [alerts.of_cart(o) for o in emitted if isinstance(o, sessions.CartAbandoned)]
+
+
+def _rescore(p: Profile, now: datetime, pop: Population, rules: Rules, cause: str | None
+             ) -> tuple[Profile, list[SegmentChange], list[Trigger]]:
+    """Rescore ``p`` at ``now``: its segment changes, and the triggers of those and of a changed churn risk."""
+    before = p.churn
+    p, changes = segments.rescore(p, now, pop, rules)
+    if cause is not None:
+        changes = [replace(c, cause_event_id=cause) for c in changes]
+    trigs = [alerts.of_segment(c) for c in changes]
+    if p.churn is not None and p.churn != before and (before is None or p.churn.p != before.p):
+        trigs.append(alerts.of_score(before, p.churn, cause))
+    return p, changes, trigs
 
 
 def next_due(p: Profile, rules: Rules) -> datetime | None:
-    """Event time of the customer's next timer: session end, abandoned cart, inactivity or rescoring."""
+    """Event time of the customer's next timer: session end, abandoned cart, inactivity, rescoring,
+    or the end of quiet hours that hold an alert."""
     times = [lifecycle.next_due(p, rules), sessions.next_due(p.visits, rules.sessions),
-             _rescore_due(p, rules), learning.next_due(p, rules)]
+             _rescore_due(p, rules), learning.next_due(p, rules), p.triggers.next_release()]
     return min((t for t in times if t is not None), default=None)
 
 
@@ -81,22 +96,34 @@ def expire(p: Profile, now: datetime, pop: Population, rules: Rules) -> tuple[Pr
     """The profile after every timer due by event time ``now``: session ends and abandoned carts,
     then, in event-time order and each at its own time, churn labels whose horizon passed,
     inactivity transitions and the periodic rescorings (every ``rescore_every`` after the
-    previous one until the customer churns). However far the watermark moved at once, the
-    outputs are those of a watermark that passed every timer one by one: what they do
-    depends only on event time."""
+    previous one until the customer churns), each followed by the trigger rules for what it
+    did; last, the alerts held for quiet hours that ended by ``now``. However far the watermark
+    moved at once, the outputs are those of a watermark that passed every timer one by one:
+    what they do depends only on event time."""
     visits, emitted = sessions.advance(p.visits, now, rules.sessions)
     p = replace(p, visits=visits) if visits is not p.visits else p
-    out: list[Output] = _session_outputs(p, emitted)
+    out: list[Output] = []
+    if carts := _carts(emitted):
+        p, fired = triggers.fire(p, carts, pop, rules)
+        out += fired
     while (at := _next_timer(p, rules)) is not None and at <= now:
         p, examples = learning.expire(p, at, rules)
         out += examples
+        trigs: list[Trigger] = []
         for t in lifecycle.inactivity(p, at, rules):
-            p, emitted_t = _transition(p, t, None, pop)
-            out += emitted_t
+            p, change, trig = _transition(p, t, None)
+            out.append(change)
+            trigs.append(trig)
         if (due := _rescore_due(p, rules)) is not None and due <= at:
-            p, changes = segments.rescore(p, due, pop, rules)
+            p, changes, more = _rescore(p, due, pop, rules, None)
             out += changes
-    return p, out
+            trigs += more
+            trigs.append(alerts.of_timer(due))
+        if trigs:
+            p, fired = triggers.fire(p, trigs, pop, rules)
+            out += fired
+    p, released = triggers.release(p, now)
+    return p, out + released
 
 
 def _next_timer(p: Profile, rules: Rules) -> datetime | None:
@@ -124,7 +151,7 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     before = p
     visits, emitted = _visit(p.visits, event, rules)
     p = apply_event(p, event, rules.dedupe_window, visits)
-    out += _session_outputs(p, emitted)
+    trigs = _carts(emitted)
     p, examples = learning.on_activity(p, event.ts, rules)
     out += examples
     if isinstance(event, Feedback):
@@ -132,13 +159,16 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
         out += examples
     t = lifecycle.on_activity(p, event, rules)
     if t is not None:
-        p, emitted = _transition(p, t, event.event_id, pop)
-        out += emitted
-    out += alerts.on_event(p, event, pop, rules)
+        p, change, trig = _transition(p, t, event.event_id)
+        out.append(change)
+        trigs.append(trig)
     if p.scored_at is None or not isinstance(event, Click):
-        p, changes = segments.rescore(p, event.ts, pop, rules)
-        out += [replace(c, cause_event_id=event.event_id) for c in changes]
-    return p, out, False
+        p, changes, more = _rescore(p, event.ts, pop, rules, event.event_id)
+        out += changes
+        trigs += more
+    trigs.append(alerts.of_event(event))
+    p, fired = triggers.fire(p, trigs, pop, rules)
+    return p, out + fired, False
 
 
 def _itself(item: Any) -> Any:

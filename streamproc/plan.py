@@ -25,7 +25,7 @@ from streamproc.ingest.decode import Rejection
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Held, Intake, dead_letter, release, utc
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
-from streamproc.records import Alert, Example, SegmentChange
+from streamproc.records import Alert, Example, SegmentChange, Suppressed
 from streamproc.state.profile import Profile
 
 ROLE = {SegmentChange: "segments", Alert: "alerts", Example: "training"}
@@ -159,13 +159,17 @@ def _sweep(result: BatchResult[Consumed], profiles: Mapping[str, Profile | None]
 
 def outgoing(outputs: Iterable[Output], rejected: Iterable[Rejection], outlets: Outlets, now: datetime) -> list[Outgoing]:
     """``(topic, key, value)`` of every record the batch publishes, as its outbox holds them."""
-    out = [(outlets.topics[ROLE[type(o)]], o.customer_id, orjson.dumps(o.to_dict()).decode()) for o in outputs]
+    out = [(outlets.topics[ROLE[type(o)]], o.customer_id, orjson.dumps(o.to_dict()).decode())
+           for o in outputs if not isinstance(o, Suppressed)]
     out += [(outlets.topics["dead-letter"], rej.source.topic, orjson.dumps(dead_letter(rej, outlets.pseudonyms, now)).decode())
             for rej in rejected]
     return out
 
 
 def _output_stats(outputs: list[Output], redelivered: int) -> Counter[str]:
-    kinds = Counter(ROLE[type(o)] for o in outputs)
-    return Counter(redelivered=redelivered, segment_changes=kinds["segments"], alerts=kinds["alerts"],
-                   examples=kinds["training"])
+    """Counts of the outputs by kind; suppressed alerts by rule and why (``suppressed:<rule>:<why>``)."""
+    kinds = Counter(ROLE.get(type(o), "suppressed") for o in outputs)
+    stats = Counter(redelivered=redelivered, segment_changes=kinds["segments"], alerts=kinds["alerts"],
+                    examples=kinds["training"])
+    stats.update(f"suppressed:{o.rule}:{o.why}" for o in outputs if isinstance(o, Suppressed))
+    return stats

@@ -117,8 +117,25 @@ class SegmentChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Fact:
+    """One leaf of a rule's condition as it was evaluated: ``attr op value``, and the value it ``saw``."""
+
+    attr: str
+    op: str
+    value: Any
+    saw: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
-    """A rule fired for a customer at event time ``ts``."""
+    """A trigger rule fired for a customer at event time ``ts`` (``topics/schemas/alerts.v2.json``).
+
+    ``facts`` are the leaves of the condition that made it true, each with the value it saw;
+    ``reasons`` and ``models`` name the model scores that took part (``(feature, contribution,
+    direction)`` of the served churn score; model name -> version); ``held_out`` says the customer
+    is in a control group (``control``: ``"global"`` or ``"rule"``), so the alert is recorded but
+    not delivered; ``deliver_at`` is the end of the quiet hours it was held for, if any.
+    """
 
     customer_id: str
     ts: datetime
@@ -126,7 +143,18 @@ class Alert:
     severity: str
     message: str
     cause_event_id: str | None
-    details: dict[str, Any] = field(default_factory=dict)
+    rule_version: int = 1
+    ruleset_version: int = 0
+    ruleset_digest: str = ""
+    trigger: str = ""
+    action: str | None = None
+    facts: tuple[Fact, ...] = ()
+    reasons: tuple[tuple[str, float, str], ...] = ()
+    models: dict[str, Any] = field(default_factory=dict)
+    destinations: tuple[str, ...] = ()
+    held_out: bool = False
+    control: str | None = None
+    deliver_at: datetime | None = None
 
     @property
     def event_id(self) -> str:
@@ -134,10 +162,28 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "event_id": self.event_id, "type": "alert", "customer_id": self.customer_id,
-            "ts": self.ts.isoformat(), "rule": self.rule, "severity": self.severity,
-            "message": self.message, "details": self.details, "cause_event_id": self.cause_event_id,
+            "event_id": self.event_id, "type": "alert", "schema_version": 2, "customer_id": self.customer_id,
+            "ts": self.ts.isoformat(), "rule": self.rule, "rule_version": self.rule_version,
+            "ruleset_version": self.ruleset_version, "ruleset_digest": self.ruleset_digest,
+            "severity": self.severity, "trigger": self.trigger, "message": self.message, "action": self.action,
+            "facts": [{"attr": f.attr, "op": f.op, "value": f.value, "saw": f.saw} for f in self.facts],
+            "reasons": [{"feature": f, "contribution": c, "direction": d} for f, c, d in self.reasons],
+            "models": self.models, "destinations": list(self.destinations), "held_out": self.held_out,
+            "control": self.control, "deliver_at": None if self.deliver_at is None else self.deliver_at.isoformat(),
+            "cause_event_id": self.cause_event_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A rule's condition held for a customer at ``ts`` but no alert went out now: ``why`` is
+    ``cooldown``, ``cap`` (the frequency cap across rules), ``quiet_hours`` (dropped in the quiet
+    hours) or ``held`` (held until they end: the alert follows then). Counted, never published."""
+
+    customer_id: str
+    ts: datetime
+    rule: str
+    why: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamproc.contracts import Contracts
+from streamproc.decisions import rulefile
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.ingest.pseudonym import Pseudonymiser
@@ -138,8 +139,10 @@ class Settings(BaseSettings):
     model_publish_s: float = Field(5.0, gt=0, description="The learner publishes a new model version after this many "
                                                          "seconds with any new example.")
     clusters: int = Field(5, ge=2, le=20, description="Number of behaviour clusters.")
-    low_rating_max: int = Field(2, ge=1, le=5, description="Ratings at or below this are 'low' for alerts.")
-    low_nps_max: int = Field(4, ge=0, le=10, description="NPS answers at or below this are 'low' for alerts.")
+    rules_file: Path | None = Field(
+        None, description="The trigger rules file (YAML or JSON; see 'streamproc rules check'); default: the rules "
+                          "that ship with streamproc (streamproc/decisions/default_rules.yaml). A version published "
+                          "with 'streamproc rules publish' replaces it on every worker.")
     top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")
     min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
     dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")
@@ -158,14 +161,13 @@ class Settings(BaseSettings):
             unhappy_ratings=self.unhappy_ratings,
             unhappy_max=self.unhappy_max,
             recover_margin=self.recover_margin,
-            low_rating_max=self.low_rating_max,
-            low_nps_max=self.low_nps_max,
             dedupe_window=self.dedupe_window,
             sessions=SessionRules(timedelta(minutes=self.session_gap_min), timedelta(minutes=self.cart_abandon_min)),
             rescore_every=timedelta(days=self.rescore_days),
             ltv_horizon_days=self.ltv_horizon_days,
             churn_label_after=timedelta(days=self.churn_label_days),
             snapshot_every=timedelta(days=self.snapshot_every_days),
+            triggers=rulefile.load(self.rules_file),
         )
 
     def pseudonymiser(self) -> Pseudonymiser:

@@ -1,62 +1,57 @@
-"""Alert rules: which profile changes a CRM should act on.
+"""The triggers of the event path: what happened to a customer, as the trigger rules read it.
 
-=========================== ========== ==================================================
-rule                        severity   fires when
-=========================== ========== ==================================================
-``unhappy_top_customer``    critical   a rating <= ``low_rating_max`` (or NPS <= ``low_nps_max``)
-                                       from a customer whose spend is in the top fraction
-``top_customer_at_risk``    warning    a top-fraction customer becomes at_risk
-``cart_abandoned``          info       a session ended with items in the cart and no purchase
-                                       followed within the abandonment window
-=========================== ========== ==================================================
+Each function turns one happening into a ``Trigger`` (``decisions.catalogue``) with the fields
+rules read as ``event.<name>``; ``decisions.triggers.fire`` then evaluates the rules file's rules
+for it. Which alerts exist is no longer code: the three alerts of the first releases
+(``unhappy_top_customer``, ``top_customer_at_risk``, ``cart_abandoned``) are rules of
+``default_rules.yaml``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from streamproc.decisions.catalogue import Trigger
 from streamproc.decisions.lifecycle import Transition
-from streamproc.decisions.rules import Population, Rules
-from streamproc.records import Alert, Feedback, InputEvent
-from streamproc.state.profile import Profile
+from streamproc.records import Click, Feedback, InputEvent, Purchase, SegmentChange
+from streamproc.state.profile import ChurnScore
 from streamproc.state.sessions import CartAbandoned
 
 
-def _is_low(event: Feedback, rules: Rules) -> bool:
-    low_rating = event.rating is not None and event.rating <= rules.low_rating_max
-    low_nps = event.nps is not None and event.nps <= rules.low_nps_max
-    return low_rating or low_nps
+def of_event(event: InputEvent) -> Trigger:
+    """The trigger of an input event, with its own fields."""
+    if isinstance(event, Purchase):
+        return Trigger("purchase", event.ts, {"total": event.total, "units": sum(i.quantity for i in event.items),
+                                              "lines": len(event.items)}, event.event_id)
+    if isinstance(event, Feedback):
+        return Trigger("feedback", event.ts, {"rating": event.rating, "nps": event.nps, "channel": event.channel,
+                                              "satisfaction": event.satisfaction, "has_text": bool(event.text)},
+                       event.event_id)
+    assert isinstance(event, Click)
+    return Trigger("click", event.ts, {"page": event.page, "action": event.action, "sku": event.sku,
+                                       "price": event.price}, event.event_id)
 
 
-def on_event(p: Profile, event: InputEvent, pop: Population, rules: Rules) -> list[Alert]:
-    """Alerts caused by ``event`` (``p`` already includes it)."""
-    if not isinstance(event, Feedback) or not _is_low(event, rules) or not pop.is_top_spender(p.spend):
-        return []
-    return [Alert(
-        customer_id=p.customer_id, ts=event.ts, rule="unhappy_top_customer", severity="critical",
-        message=f"top customer (spend {p.spend:.2f}) gave rating {event.rating}, NPS {event.nps}",
-        cause_event_id=event.event_id,
-        details={"rating": event.rating, "nps": event.nps, "spend": p.spend, "top_spend": pop.top_spend,
-                 "channel": event.channel},
-    )]
+def of_transition(t: Transition, cause: str | None) -> Trigger:
+    return Trigger("lifecycle_change", t.at, {"old": t.old or None, "new": t.new, "reason": t.reason}, cause)
 
 
-def on_transition(p: Profile, t: Transition, pop: Population) -> list[Alert]:
-    """Alerts caused by a lifecycle transition."""
-    if t.new != "at_risk" or not pop.is_top_spender(p.spend):
-        return []
-    return [Alert(
-        customer_id=p.customer_id, ts=t.at, rule="top_customer_at_risk", severity="warning",
-        message=f"top customer (spend {p.spend:.2f}) is at risk: {t.reason}",
-        cause_event_id=None,
-        details={"spend": p.spend, "top_spend": pop.top_spend, "last_seen": p.last_seen.isoformat()},
-    )]
+def of_segment(c: SegmentChange) -> Trigger:
+    return Trigger("segment_change", c.ts, {"dimension": c.dimension, "old": c.old, "new": c.new,
+                                            "reason": c.reason}, c.cause_event_id)
 
 
-def on_cart_abandoned(p: Profile, cart: CartAbandoned) -> Alert:
-    """The alert of a cart left behind, timed when its purchase window closed."""
-    return Alert(
-        customer_id=p.customer_id, ts=cart.at, rule="cart_abandoned", severity="info",
-        message=f"cart of {cart.units} unit(s) worth {cart.value:.2f} left in the session ending {cart.session_end.isoformat()}",
-        cause_event_id=None,
-        details={"units": cart.units, "value": cart.value, "session_start": cart.session_start.isoformat(),
-                 "session_end": cart.session_end.isoformat()},
-    )
+def of_score(before: ChurnScore | None, after: ChurnScore, cause: str | None) -> Trigger:
+    """A rescoring that changed the served churn risk."""
+    old = before.p if before is not None else None
+    change = round(after.p - old, 4) if old is not None else None
+    return Trigger("score_change", after.at, {"before": old, "after": after.p, "change": change}, cause)
+
+
+def of_cart(cart: CartAbandoned) -> Trigger:
+    return Trigger("cart_abandoned", cart.at, {"units": cart.units, "value": cart.value,
+                                               "session_end": cart.session_end.isoformat()})
+
+
+def of_timer(at: datetime) -> Trigger:
+    return Trigger("timer", at)

@@ -15,6 +15,7 @@ from streamproc.state.sessions import SessionRules
 
 if TYPE_CHECKING:
     from streamproc.decisions.rfm import Bounds
+    from streamproc.decisions.triggers import RuleSet
     from streamproc.models.clusters import ClusterModel
     from streamproc.models.ltv import LtvParams
     from streamproc.models.online import ChurnModel, SatisfactionModel
@@ -36,15 +37,14 @@ class Rules:
     unhappy_ratings: int
     unhappy_max: float
     recover_margin: float
-    low_rating_max: int
-    low_nps_max: int
     dedupe_window: int
     sessions: SessionRules
     rescore_every: timedelta
     ltv_horizon_days: float
     churn_label_after: timedelta
     snapshot_every: timedelta
-
+    triggers: RuleSet
+    """The trigger rules in force (``decisions.triggers``); the processor swaps in a published version."""
 
 
 @dataclass(frozen=True, slots=True)

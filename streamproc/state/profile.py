@@ -22,6 +22,7 @@ from streamproc.records import Click, Feedback, InputEvent, Purchase
 from streamproc.state.labels import Snapshot
 from streamproc.state.purchases import PurchaseDays, add_purchase
 from streamproc.state.sessions import Sessions
+from streamproc.state.triggers import EMPTY, TriggerMemory
 
 RECENT_SATISFACTION = 5
 TOP_CATEGORIES = 12
@@ -131,6 +132,8 @@ class Profile:
     unrated_feedback: SatisfactionEstimate | None = None
     pending: tuple[Snapshot, ...] = ()
     snapshot_at: datetime | None = None
+    # trigger rules (decisions.triggers)
+    triggers: TriggerMemory = EMPTY
     seen: tuple[str, ...] = ()
 
     @property

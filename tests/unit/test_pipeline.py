@@ -94,7 +94,7 @@ def test_unhappy_top_customer_alert_needs_low_score_and_top_spend() -> None:
     _, res = run([buy("a", 0, 150.0), rate("b", 1, rating=2), rate("c", 2, rating=3), rate("d", 3, nps=4)], top)
     alerts = [o for o in res.outputs if isinstance(o, Alert)]
     assert [(a.rule, a.cause_event_id, a.severity) for a in alerts] == [  # the rating of 2 also puts them at risk
-        ("top_customer_at_risk", None, "warning"), ("unhappy_top_customer", "b", "critical"),
+        ("top_customer_at_risk", "b", "warning"), ("unhappy_top_customer", "b", "critical"),
         ("unhappy_top_customer", "d", "critical")]
     _, res = run([buy("a", 0, 50.0), rate("b", 1, rating=1)], top)
     assert not [o for o in res.outputs if isinstance(o, Alert)]
@@ -124,7 +124,7 @@ def test_failing_event_is_returned_not_raised(monkeypatch: pytest.MonkeyPatch) -
     def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise ValueError("bad state")
 
-    monkeypatch.setattr(pl.alerts, "on_event", boom)
+    monkeypatch.setattr(pl.alerts, "of_event", boom)
     p, res = run([click("a", 0)])
     assert p is None and [(e.event_id, why) for e, why in res.failed] == [("a", "ValueError: bad state")]
 

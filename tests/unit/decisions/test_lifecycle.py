@@ -159,7 +159,8 @@ def test_quiet_customer_is_rescored_every_rescore_interval_of_event_time() -> No
 def test_abandoned_cart_becomes_an_alert_at_its_deadline() -> None:
     p, out = run([click("c0", 0, "add_to_cart", price=25.0)], until=1)
     alerts = [o for o in out if isinstance(o, Alert)]
-    assert [(a.rule, a.ts, a.details["value"]) for a in alerts] == [("cart_abandoned", at(0) + timedelta(minutes=60), 25.0)]
+    assert [(a.rule, a.ts, a.trigger) for a in alerts] == [("cart_abandoned", at(0) + timedelta(minutes=60), "cart_abandoned")]
+    assert "worth 25.00" in alerts[0].message
     assert p.visits.totals.abandoned == 1
 
 
