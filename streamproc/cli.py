@@ -639,6 +639,156 @@ def dlq_replay(reasons: tuple[str, ...], topic: str | None, positions: tuple[str
         click.echo(f"replayed {n} record(s)")
 
 
+@cli.group()
+def rules() -> None:
+    """Trigger rules: which happenings become alerts for CRM systems.
+
+    \b
+    A rules file (YAML or JSON) lists rules: when they are evaluated ('on'), the condition
+    ('when', over profile features, segments, model scores and the event's own fields), how
+    often they fire, quiet hours, control groups and the action a CRM should take. The worker
+    runs STREAMPROC_RULES_FILE (default: the rules that ship with streamproc) until a version is
+    published with 'streamproc rules publish'.
+    """
+
+
+@rules.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_check(files: tuple[Path, ...]) -> None:
+    """Check rules FILES against the schema and the attribute catalogue; print every mistake with
+    its line and what to do. Exits 1 if any file has a mistake."""
+    from streamproc.decisions import rulefile
+
+    bad = 0
+    for f in files:
+        errors = rulefile.check(f.read_text(), str(f))
+        for e in errors:
+            click.echo(e)
+        if not errors:
+            n = len(rulefile.parse(f.read_text(), str(f)).rules)
+            click.echo(f"{f}: {n} rule{'s' if n != 1 else ''}, no mistakes")
+        bad += bool(errors)
+    if bad:
+        sys.exit(1)
+
+
+@rules.command("attributes")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+def rules_attributes(as_json: bool) -> None:
+    """List every attribute a condition can read, with its kind and meaning."""
+    import orjson
+
+    from streamproc.decisions.catalogue import CATALOGUE
+
+    rows = [{"attr": a.name, "kind": a.kind, "doc": a.doc, "model": a.model, "triggers": list(a.triggers)}
+            for a in CATALOGUE.values()]
+    if as_json:
+        click.echo(orjson.dumps(rows).decode())
+        return
+    for r in rows:
+        where = f" [{', '.join(r['triggers'])}]" if r["triggers"] else ""
+        click.echo(f"{r['attr']:<26} {r['kind']:<8} {r['doc']}{where}")
+
+
+@rules.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_publish(file: Path) -> None:
+    """Check FILE and publish it as the next version: every worker switches to it within about a
+    second, at a batch boundary, and every alert names the version it fired under."""
+    from streamproc.runtime.assemble import redis_client, redis_keys
+    from streamproc.runtime.rulebook import publish
+
+    s = _redis_settings()
+
+    async def run() -> object:
+        client = redis_client(s)
+        try:
+            return await publish(client, redis_keys(s), file.read_text(), file.name)
+        finally:
+            await client.aclose()
+
+    rs = asyncio.run(run())
+    click.echo(f"published {file} as rules version {rs.version} ({rs.digest}, {len(rs.rules)} rules)")
+
+
+@rules.command("show")
+@click.option("--text", is_flag=True, help="Print the published file itself.")
+def rules_show(text: bool) -> None:
+    """Show the published rules version (or say that workers run their own file)."""
+    from streamproc.runtime.assemble import redis_client, redis_keys
+    from streamproc.runtime.rulebook import published
+
+    s = _redis_settings()
+
+    async def run() -> dict[str, str]:
+        client = redis_client(s)
+        try:
+            return await published(client, redis_keys(s))
+        finally:
+            await client.aclose()
+
+    doc = asyncio.run(run())
+    if not doc:
+        click.echo(f"nothing published: workers run {s.rules_file or 'the default rules'}")
+        return
+    click.echo(doc["text"] if text else
+               f"version {doc['version']} ({doc['digest']}) from {doc['name']}, published {doc['published_at']}")
+
+
+@rules.command("backtest")
+@click.argument("rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The history to run (CSV or JSON Lines, as 'streamproc replay' reads it); default: a generated one.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Column mapping of --file (docs/replay.md).")
+@click.option("--customers", default=500, show_default=True, help="Customers to generate (without --file).")
+@click.option("--days", default=180, show_default=True, help="Days of history to generate (without --file).")
+@click.option("--seed", default=7, show_default=True, help="Generator seed (without --file).")
+@click.option("--cadence", default=1.0, show_default=True, type=click.FloatRange(0.01, 10),
+              help="Generator cadence (without --file): 1 weekly regulars, 0.25 about monthly buyers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts (and the first alerts) as one JSON object.")
+@click.option("--alerts", "n_alerts", default=3, show_default=True, help="Alerts per rule to include with --json.")
+def rules_backtest(rules_file: Path, path: Path | None, mapping: Path | None, customers: int, days: int, seed: int,
+                   cadence: float, as_json: bool, n_alerts: int) -> None:
+    """Run a history through RULES_FILE in process, without a broker or Redis, and print per rule:
+    alerts fired, distinct customers, suppressed by cooldown, frequency cap and quiet hours
+    (dropped), held for quiet hours (fired when they end), and held out (control groups).
+    The online models learn as they would live; this is how to try a rule before publishing it."""
+    import orjson
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from streamproc.decisions import rulefile
+    from streamproc.sim.generator import GeneratorConfig
+    from streamproc.tools.backtest import backtest, table
+    from streamproc.tools.evaluate import file_events, generated_events
+
+    s = get_settings()
+    rs = rulefile.parse(rules_file.read_text(), str(rules_file))
+    err = Console(stderr=True)
+    with err.status("reading the history"):
+        events = (file_events(path, mapping, s) if path else
+                  generated_events(GeneratorConfig(customers=customers, days=days, seed=seed, cadence=cadence), s))
+    with Bar(console=err, transient=True) as bar:
+        task = bar.add_task("backtesting", total=len(events))
+        result = backtest(events, s, rs, lambda done, total: bar.update(task, completed=done))
+    if as_json:
+        shown: dict[str, list] = {}
+        for a in result.alerts:
+            if len(shown.setdefault(a["rule"], [])) < n_alerts:
+                shown[a["rule"]].append(a)
+        click.echo(orjson.dumps(result.report() | {"alerts": shown}).decode())
+        return
+    Console(width=max(Console().width, 110)).print(table(result))
+
+
+def _redis_settings() -> Settings:
+    s = get_settings()
+    if not s.redis_url:
+        raise click.UsageError("set STREAMPROC_REDIS_URL (printed by 'streamproc dev')")
+    return s
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:

@@ -301,4 +301,4 @@ def check(text: str, name: str = "rules.yaml") -> list[str]:
 def load(path: Path | None = None) -> RuleSet:
     """The rules of the file at ``path`` (default: the rules that ship with streamproc)."""
     path = path or DEFAULT_RULES
-    return parse(path.read_text(), path.name)
+    return parse(path.read_text(), str(path))

@@ -20,6 +20,7 @@ from streamproc.runtime.population import PopulationView
 from streamproc.runtime.processor import Ordering, Processor, Send
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.refit import Refitter
+from streamproc.runtime.rulebook import RuleBook
 from streamproc.runtime.store import MemoryStore, RedisStore
 from streamproc.settings import Settings
 
@@ -81,6 +82,7 @@ def processor(settings: Settings, contracts: Contracts, send: Send, *, store: Re
         order=ordering(settings, pending, clock),
         refit=refitter(settings, client, contracts) if on_redis and population_fits else None,
         online=OnlineModels(client, redis_keys(settings)) if on_redis and population_fits else None,
+        rulebook=RuleBook(client, redis_keys(settings), settings.rules().triggers) if on_redis else None,
     )
 
 

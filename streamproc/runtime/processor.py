@@ -37,15 +37,17 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from streamproc.contracts import Contracts
-from streamproc.decisions.rules import Population
+from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import Arrivals, tp_key, watermarks
 from streamproc.features.population import FitGrid
+from streamproc.frozen import replace
 from streamproc.ingest.decode import Decoded, Decoder
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Verdict, applied_offsets, fresh, intake
 from streamproc.plan import Batch, Changes, Loaded, Outgoing, Outlets, missing, plan
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.refit import Refitter
+from streamproc.runtime.rulebook import RuleBook
 from streamproc.runtime.store import Conflict, Store, Waiting
 from streamproc.state.profile import Profile
 
@@ -75,9 +77,10 @@ class Processor:
 
     def __init__(self, store: Store, send: Send, contracts: Contracts, decoder: Decoder,
                  pseudonyms: Pseudonymiser, *, lateness_s: float, order: Ordering,
-                 refit: Refitter | None = None, online: OnlineModels | None = None) -> None:
+                 refit: Refitter | None = None, online: OnlineModels | None = None,
+                 rulebook: RuleBook | None = None) -> None:
         self.store, self.send, self.decoder, self.lateness_s = store, send, decoder, lateness_s
-        self.order, self.refit, self.online = order, refit, online
+        self.order, self.refit, self.online, self.rulebook = order, refit, online, rulebook
         self.types = {t.name: t.event_type for t in contracts.inputs}
         roles = ("segments", "alerts", "dead-letter", "training")
         self.outlets = Outlets({r: contracts.one(r).name for r in roles}, pseudonyms)
@@ -149,7 +152,7 @@ class Processor:
             self._poke(batch, waiting)
             return
         changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
-                       self.store.rules, self.outlets, datetime.now(timezone.utc), self._grid(loaded))
+                       await self._rules(), self.outlets, datetime.now(timezone.utc), self._grid(loaded))
         for rej in changes.rejected:
             if rej.reason == "processing_error" and failure is None:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
@@ -177,6 +180,15 @@ class Processor:
         wanted = missing(loaded, waiting)
         stored = await self.store.profiles(wanted) if wanted else {}
         return {**loaded.profiles, **{c: stored.get(c) for c in wanted}}
+
+    async def _rules(self) -> Rules:
+        """The thresholds, with the trigger rules in force at this batch boundary."""
+        if self.rulebook is None:
+            return self.store.rules
+        rs = await self.rulebook.current()
+        if rs is not self.store.rules.triggers:
+            self.store.rules = replace(self.store.rules, triggers=rs)
+        return self.store.rules
 
     async def _population(self, loaded: Loaded) -> Population:
         if self.online is None:

@@ -111,5 +111,14 @@ class RedisKeys:
     def recent_alerts(self) -> str:
         return f"{self.prefix}:recent:alerts"
 
+    @property
+    def rules(self) -> str:
+        """Hash of the published trigger rules: ``version``, ``text``, ``digest``, ``name``, ``published_at``."""
+        return f"{self.prefix}:rules"
+
+    def rules_version(self, version: int) -> str:
+        """Every published version's text, kept so that an alert's version can be looked up."""
+        return f"{self.prefix}:rules:v{version}"
+
     def customer_of(self, profile_key: str) -> str:
         return profile_key[len(self.prefix) + len(":profile:{"):-1]

@@ -18,6 +18,7 @@ def run_worker(settings: Settings, faust_args: list[str]) -> None:
             "the worker needs STREAMPROC_KAFKA_URL and STREAMPROC_REDIS_URL; "
             "or run 'streamproc dev' to start a broker and a Redis of its own"
         )
+    settings.rules()  # an invalid rules file stops the worker here, with every mistake (RulesInvalid)
     contracts = load_contracts(settings.topics_dir)
     app = create_app(settings)
     agents.attach(app, settings, contracts)

@@ -30,13 +30,13 @@ from rich.console import Group
 from rich.table import Table
 
 from streamproc.contracts import load_contracts
-from streamproc.decisions.rules import Population
+from streamproc.decisions.rules import Population, Rules
 from streamproc.errors import ExtraMissing
 from streamproc.ingest.decode import Decoded, Source
 from streamproc.models import ltv
 from streamproc.models.training import LearnerState
 from streamproc.ops.models import metric_text
-from streamproc.pipeline import apply_batch, sweep
+from streamproc.pipeline import Output, apply_batch, sweep
 from streamproc.records import Example, InputEvent
 from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig
@@ -132,17 +132,26 @@ def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.
 
 
 def replay(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
-           progress: Progress | None = None) -> Replayed:
-    """``evaluate``, keeping the final profiles, population and learner state (for ``holdout``)."""
-    rules = settings.rules()
+           progress: Progress | None = None, *, rules: Rules | None = None,
+           ranked: Callable[[dict[str, Profile], Population], Population] | None = None,
+           observe: Callable[[list[Output]], None] | None = None) -> Replayed:
+    """``evaluate``, keeping the final profiles, population and learner state (for ``holdout``).
+    ``rules`` replaces the settings' thresholds and trigger rules; ``ranked`` gives the population
+    with its rankings (top spend, RFM and CLV bounds) before each step; ``observe`` sees the outputs
+    of each step (``rules backtest`` uses all three)."""
+    rules = rules or settings.rules()
     state, pop, profiles = LearnerState(horizon_days=settings.churn_label_days), Population(), {}
     out = Evaluation(events=len(events))
     next_refit, version, done, until = None, 0, 0, None
     for until, chunk in _steps(events, timedelta(days=step_days)):
+        if ranked is not None:
+            pop = ranked(profiles, pop)
         result = apply_batch(chunk, profiles, pop, rules)
         profiles.update(result.profiles)
         swept = sweep(profiles, dict.fromkeys(profiles, until), pop, rules)
         profiles.update(swept.profiles)
+        if observe is not None:
+            observe(result.outputs + swept.outputs)
         for o in result.outputs + swept.outputs:
             if isinstance(o, Example):
                 state.learn(o)
