@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from streamproc.decisions import rulefile
 from streamproc.sim.generator import GeneratorConfig
 from streamproc.tools.backtest import backtest
