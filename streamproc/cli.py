@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -780,6 +781,116 @@ def rules_backtest(rules_file: Path, path: Path | None, mapping: Path | None, cu
         click.echo(orjson.dumps(result.report() | {"alerts": shown}).decode())
         return
     Console(width=max(Console().width, 110)).print(table(result))
+
+
+@cli.group()
+def webhooks() -> None:
+    """CRM webhooks: alerts POSTed to the endpoints of STREAMPROC_WEBHOOKS, signed (Standard
+    Webhooks), retried for hours, dead-lettered after the last attempt (docs/webhooks.md)."""
+
+
+@webhooks.command("run")
+def webhooks_run() -> None:
+    """Deliver webhooks in this process until stopped (a consumer group of its own on the
+    alerts topic; workers deliver too unless STREAMPROC_WEBHOOKS_IN_WORKER=false)."""
+    from streamproc.contracts import load_contracts
+    from streamproc.runtime.assemble import redis_client
+    from streamproc.runtime.webhooks import Deliverer
+
+    _logging("info")
+    s = _redis_settings()
+    if not s.kafka_url:
+        raise click.UsageError("set STREAMPROC_KAFKA_URL (printed by 'streamproc dev')")
+    if not s.webhooks:
+        raise click.UsageError("no endpoints: set STREAMPROC_WEBHOOKS to a JSON list of {name, url, secret}")
+    topic = load_contracts(s.topics_dir).one("alerts").name
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Deliverer(s, redis_client(s), topic).run())
+
+
+@webhooks.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def webhooks_status(as_json: bool) -> None:
+    """Deliveries pending, delivered recently, dead-lettered; answers by endpoint and status; disabled endpoints."""
+    import orjson
+
+    from streamproc.runtime.webhooks import status
+
+    s = _redis_settings()
+    doc = _with_redis(s, lambda client: status(client, s.key_prefix))
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+        return
+    click.echo(f"pending {doc['pending']}, delivered in the last week {doc['delivered_recently']}, dead {doc['dead']}, "
+               f"disabled endpoints: {', '.join(doc['disabled']) or 'none'}")
+    for k, v in sorted(doc["counts"].items()):
+        click.echo(f"  {k:<24} {v:>8,}")
+
+
+@webhooks.command("dead")
+@click.option("--json", "as_json", is_flag=True, help="Print the dead letters as JSON lines, bodies included.")
+def webhooks_dead(as_json: bool) -> None:
+    """Webhook dead letters: deliveries that got no 2xx answer by their last attempt, with every attempt."""
+    import orjson
+
+    from streamproc.runtime.webhooks import dead_letters
+
+    s = _redis_settings()
+    for d in _with_redis(s, lambda client: dead_letters(client, s.key_prefix)):
+        if as_json:
+            click.echo(orjson.dumps(d).decode())
+        else:
+            answers = ", ".join(str(a["status"] or "no answer") for a in d["attempts"])
+            click.echo(f"{d['alert_id']} -> {d['endpoint']}: {d['reason']} ({answers})")
+
+
+@webhooks.command("replay")
+@click.option("--id", "ids", multiple=True, help="Resend the dead letter of this alert id (repeatable).")
+@click.option("--endpoint", default=None, help="Only dead letters of this endpoint.")
+@click.option("--all", "everything", is_flag=True, help="Resend every dead letter.")
+def webhooks_replay(ids: tuple[str, ...], endpoint: str | None, everything: bool) -> None:
+    """Queue chosen dead letters for delivery again, now, with the same webhook-id."""
+    from streamproc.runtime.webhooks import dead_letters, replay
+
+    if not (ids or endpoint or everything):
+        raise click.UsageError("choose dead letters with --id, --endpoint or --all")
+    s = _redis_settings()
+    dead = _with_redis(s, lambda client: dead_letters(client, s.key_prefix))
+    chosen = [d["member"] for d in dead if (not ids or d["alert_id"] in ids) and (not endpoint or d["endpoint"] == endpoint)]
+    n = _with_redis(s, lambda client: replay(client, s.key_prefix, chosen))
+    click.echo(f"queued {n} dead letter(s) again")
+
+
+@webhooks.command("enable")
+@click.argument("endpoint")
+def webhooks_enable(endpoint: str) -> None:
+    """Re-enable an endpoint a 410 Gone disabled."""
+    from streamproc.runtime.webhooks import enable
+
+    s = _redis_settings()
+    ok = _with_redis(s, lambda client: enable(client, s.key_prefix, endpoint))
+    click.echo(f"{endpoint}: {'enabled again' if ok else 'was not disabled'}")
+
+
+@webhooks.command("secret")
+def webhooks_secret() -> None:
+    """Print a new random signing secret (whsec_...) for an endpoint."""
+    from streamproc.delivery.signing import new_secret
+
+    click.echo(new_secret())
+
+
+def _with_redis(s: Settings, fn: Any) -> Any:
+    from streamproc.runtime.assemble import redis_client
+
+    async def run() -> Any:
+        client = redis_client(s)
+        try:
+            return await fn(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
 
 
 def _redis_settings() -> Settings:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamproc.contracts import Contracts
@@ -46,6 +46,28 @@ def default_data_dir() -> Path:
     """``$XDG_STATE_HOME/streamproc``, else ``~/.local/state/streamproc``: a per-user folder that
     survives restarts and never depends on the directory a command was started from."""
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "streamproc"
+
+
+class WebhookEndpoint(BaseModel):
+    """A CRM endpoint that receives alerts as signed webhooks (Standard Webhooks)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short name; rules list it in 'destinations'.")
+    url: str = Field(pattern=r"^https?://", description="Where alerts are POSTed.")
+    secret: SecretStr = Field(description="Signing secret, whsec_<base64>; 'streamproc webhooks secret' makes one.")
+    rules: tuple[str, ...] = Field((), description="Rule ids it takes (empty: every rule).")
+    severities: tuple[str, ...] = Field((), description="Severities it takes (empty: every severity).")
+    timeout_s: float = Field(10.0, gt=0, description="Longest wait for one answer.")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+
+    def takes(self, alert: dict) -> bool:
+        """Whether an alert record is for this endpoint: not held out, named (or no endpoint named)
+        by its rule, and within the endpoint's rules and severities."""
+        named = alert.get("destinations") or []
+        return (not alert.get("held_out") and (not named or self.name in named)
+                and (not self.rules or alert.get("rule") in self.rules)
+                and (not self.severities or alert.get("severity") in self.severities))
 
 
 class Settings(BaseSettings):
@@ -139,6 +161,16 @@ class Settings(BaseSettings):
     model_publish_s: float = Field(5.0, gt=0, description="The learner publishes a new model version after this many "
                                                          "seconds with any new example.")
     clusters: int = Field(5, ge=2, le=20, description="Number of behaviour clusters.")
+    webhooks: tuple[WebhookEndpoint, ...] = Field(
+        (), description="CRM webhook endpoints, a JSON list of objects with name, url, secret (whsec_...), and "
+                        "optionally rules, severities, timeout_s and concurrency (docs/webhooks.md).")
+    webhook_retry_s: tuple[float, ...] = Field(
+        (0, 5, 300, 1800, 7200, 18000, 36000, 36000),
+        description="Delay before each delivery attempt of an alert, seconds (the first is the first attempt's); "
+                    "after the last the alert goes to the webhook dead letters ('streamproc webhooks dead').")
+    webhook_jitter: float = Field(0.2, ge=0, le=1, description="Each retry delay varies by up to this fraction.")
+    webhooks_in_worker: bool = Field(True, description="Workers deliver webhooks too (in their own consumer group); "
+                                                      "false: only 'streamproc webhooks run' processes do.")
     rules_file: Path | None = Field(
         None, description="The trigger rules file (YAML or JSON; see 'streamproc rules check'); default: the rules "
                           "that ship with streamproc (streamproc/decisions/default_rules.yaml). A version published "

@@ -20,6 +20,7 @@ from streamproc.eventtime import tp_key
 from streamproc.runtime import assemble
 from streamproc.runtime.learner import Learner
 from streamproc.runtime.offload import Highwater, OffloadedProcessor
+from streamproc.runtime.webhooks import Deliverer
 from streamproc.settings import DEV_SECRET, Settings
 
 log = logging.getLogger(__name__)
@@ -100,3 +101,11 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     async def publish_models() -> None:
         """Publish the learner's latest examples when none have followed them for a while."""
         await learner.flush()
+
+    if settings.webhooks and settings.webhooks_in_worker:
+        deliverer = Deliverer(settings, assemble.redis_client(settings), contracts.one("alerts").name)
+
+        @app.task
+        async def deliver_webhooks() -> None:
+            """CRM webhooks, in a consumer group of their own (``runtime.webhooks``)."""
+            await deliverer.run()

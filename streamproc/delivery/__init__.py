@@ -1,0 +1,1 @@
+"""Webhook delivery: the pure parts (signatures, retry schedule)."""
