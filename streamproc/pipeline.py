@@ -59,13 +59,15 @@ def _carts(emitted: list[sessions.SessionOutput]) -> list[Trigger]:
 def _rescore(p: Profile, now: datetime, pop: Population, rules: Rules, cause: str | None
              ) -> tuple[Profile, list[SegmentChange], list[Trigger]]:
     """Rescore ``p`` at ``now``: its segment changes, and the triggers of those and of a changed churn risk."""
-    before = p.churn
     p, changes = segments.rescore(p, now, pop, rules)
     if cause is not None:
         changes = [replace(c, cause_event_id=cause) for c in changes]
     trigs = [alerts.of_segment(c) for c in changes]
-    if p.churn is not None and p.churn != before and (before is None or p.churn.p != before.p):
-        trigs.append(alerts.of_score(before, p.churn, cause))
+    if "score_change" in rules.triggers.by_trigger:  # the served risk, as a read at ``now`` serves it
+        served = learning.churn_as_of(p, now, pop, rules)
+        if served.p != p.triggers.risk:
+            trigs.append(alerts.of_score(p.triggers.risk, served, now, cause))
+            p = replace(p, triggers=replace(p.triggers, risk=served.p))
     return p, changes, trigs
 
 

@@ -41,11 +41,10 @@ def of_segment(c: SegmentChange) -> Trigger:
                                             "reason": c.reason}, c.cause_event_id)
 
 
-def of_score(before: ChurnScore | None, after: ChurnScore, cause: str | None) -> Trigger:
-    """A rescoring that changed the served churn risk."""
-    old = before.p if before is not None else None
-    change = round(after.p - old, 4) if old is not None else None
-    return Trigger("score_change", after.at, {"before": old, "after": after.p, "change": change}, cause)
+def of_score(before: float | None, after: ChurnScore, at: datetime, cause: str | None) -> Trigger:
+    """A rescoring at ``at`` that moved the served churn risk from ``before`` (None: the first) to ``after``."""
+    change = round(after.p - before, 4) if before is not None else None
+    return Trigger("score_change", at, {"before": before, "after": after.p, "change": change}, cause)
 
 
 def of_cart(cart: CartAbandoned) -> Trigger:

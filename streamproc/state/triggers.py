@@ -3,7 +3,8 @@
 ``inside``: rules whose condition held at their last evaluation (a rule that fires on entering
 its condition fires again only after it stopped holding); ``last``: event time each rule last
 fired for the customer (its cooldown); ``recent``: event times of the alerts of the last
-frequency-cap window, across rules; ``held``: alerts held until the quiet hours end. All in
+frequency-cap window, across rules; ``held``: alerts held until the quiet hours end; ``risk``:
+the served churn risk at the last rescoring. All in
 event time, so a replay of the same events fires the same alerts.
 """
 
@@ -21,6 +22,8 @@ class TriggerMemory:
     last: dict[str, datetime] = field(default_factory=dict)
     recent: tuple[datetime, ...] = ()
     held: tuple[Alert, ...] = ()
+    risk: float | None = None
+    """The served churn risk at the last rescoring rules saw (``score_change`` fires when it moves)."""
 
     def next_release(self) -> datetime | None:
         """When the first held alert is due (the end of its quiet hours)."""

@@ -62,6 +62,8 @@ PHASE1 = [
     click("c1", "C", "2026-01-01T12:00:00+00:00"),
 ]
 PHASE2 = [
+    feedback("b3", "B", "2026-01-03T00:00:00+00:00", 5),
+    feedback("b4", "B", "2026-01-04T00:00:00+00:00", 5),
     feedback("a5", "A", "2026-01-05T00:00:00+00:00", 1),
     feedback("b2", "B", "2026-01-06T00:00:00+00:00", 1),
     click("c2", "C", "2026-03-01T12:00:00+00:00", session="s2"),
@@ -147,11 +149,26 @@ def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_
     for s in segments:
         assert s["event_id"] == output_id("segment", s["customer_id"], "lifecycle", s["new"], s["ts"])
 
-    alerts = consume(kafka_url, "alerts")
-    assert sorted((a["customer_id"], a["rule"], a["ts"], a["severity"], a["cause_event_id"]) for a in alerts) == [
-        (cust("A"), "top_customer_at_risk", "2026-01-05T00:00:00+00:00", "warning", None),
+    alerts = {a["rule"]: a for a in consume(kafka_url, "alerts")}
+    assert sorted((a["customer_id"], a["rule"], a["ts"], a["severity"], a["cause_event_id"]) for a in alerts.values()) == sorted([
+        (cust("A"), "top_customer_at_risk", "2026-01-05T00:00:00+00:00", "warning", ev("a5")),
         (cust("A"), "unhappy_top_customer", "2026-01-05T00:00:00+00:00", "critical", ev("a5")),
-    ]
+        (cust("A"), "valuable_customer_churn_risk", "2026-02-09T00:00:00+00:00", "warning", None),
+        (cust("B"), "falling_satisfaction", "2026-01-06T00:00:00+00:00", "warning", ev("b2")),
+    ])
+    for a in alerts.values():
+        assert (a["schema_version"], a["rule_version"], a["ruleset_version"]) == (2, 1, 0) and a["ruleset_digest"]
+        assert a["event_id"] == output_id("alert", a["customer_id"], a["rule"], a["ts"])
+    facts = {r: [(f["attr"], f["op"], f["value"], f["saw"]) for f in a["facts"]] for r, a in alerts.items()}
+    assert facts["unhappy_top_customer"] == [("event.rating", "<=", 2, 1), ("top_spender", "==", True, True)]
+    churn = alerts["valuable_customer_churn_risk"]
+    assert facts["valuable_customer_churn_risk"] == [("top_spender", "==", True, True), ("churn_risk", ">=", 0.5, 0.5385),
+                                                     ("stage", "!=", "churned", "at_risk")]
+    assert churn["reasons"] == [{"feature": "days_since_last", "contribution": 35.0, "direction": "raises risk"}]
+    assert churn["models"] == {"churn": 0, "churn_source": "recency"}  # no model version yet: the recency rule
+    assert churn["deliver_at"] == "2026-02-09T08:00:00+00:00"  # held through the quiet hours (21:00-08:00 UTC)
+    assert facts["falling_satisfaction"] == [("feedbacks", ">=", 3, 3), ("satisfaction_trend", "<=", -0.25, -1.0)]
+    assert alerts["falling_satisfaction"]["deliver_at"] == "2026-01-06T08:00:00+00:00"
 
     dead = consume(kafka_url, "dead-letter")
     assert [(d["reason"], d["source_topic"], d["original"], d["original_encoding"]) for d in dead] == [

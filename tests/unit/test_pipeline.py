@@ -106,7 +106,8 @@ def test_sweep_moves_silent_customers_and_alerts_on_top_customers() -> None:
     p, _ = run([buy("a", 0, 200.0)])
     res = sweep({"C": p}, {"C": at(50)}, Population(100.0), RULES)
     assert [(o.new, o.ts) for o in res.outputs if isinstance(o, SegmentChange)] == [("at_risk", at(21)), ("churned", at(45))]
-    assert [(a.rule, a.ts) for a in res.outputs if isinstance(a, Alert)] == [("top_customer_at_risk", at(21))]
+    assert [(a.rule, a.ts) for a in res.outputs if isinstance(a, Alert)] == [  # risk 30/60 at day 35, quiet hours over
+        ("top_customer_at_risk", at(21)), ("valuable_customer_churn_risk", at(35))]
     assert res.profiles["C"].stage == "churned"
     assert sweep({"C": p}, {"C": at(20)}, NOBODY, RULES).outputs == []
 

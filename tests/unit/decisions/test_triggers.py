@@ -144,7 +144,7 @@ def test_score_change_trigger_reads_before_and_after() -> None:
 
 def triggers_of_score() -> Trigger:
     from streamproc.decisions import alerts as made
-    return made.of_score(ChurnScore(0.2, 1, (), at(0)), ChurnScore(0.7, 1, (), at(7)), None)
+    return made.of_score(0.2, ChurnScore(0.7, 1, (), at(7)), at(7), None)
 
 
 def test_control_groups_are_sticky_independent_per_rule_version_and_near_their_share() -> None:
