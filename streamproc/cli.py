@@ -783,6 +783,35 @@ def rules_backtest(rules_file: Path, path: Path | None, mapping: Path | None, cu
     Console(width=max(Console().width, 110)).print(table(result))
 
 
+@cli.command()
+@click.option("--rule", required=True, help="The rule whose alerts to judge.")
+@click.option("--window", default="14d", show_default=True,
+              help="A purchase this long after the customer's first alert counts as a conversion (s, m, h or d).")
+@click.option("--min-size", default=30, show_default=True, help="Fewer customers than this in an arm: not enough data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def uplift(rule: str, window: str, min_size: int, as_json: bool) -> None:
+    """Compare the customers a rule's alerts reached with those held out (control groups): per
+    rule version, each arm's conversion (a purchase within --window of the customer's first
+    alert, in event time) and the difference with its 95% interval (Newcombe). Reads the
+    alerts and purchases topics of STREAMPROC_KAFKA_URL."""
+    import orjson
+
+    from streamproc.contracts import load_contracts
+    from streamproc.decisions.rulefile import duration
+    from streamproc.tools.uplift import lines, read, report
+
+    s = get_settings()
+    if not s.kafka_url:
+        raise click.UsageError("set STREAMPROC_KAFKA_URL (printed by 'streamproc dev')")
+    try:
+        span = duration(window if window[-1] in "smhd" else int(window))
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{window!r}: write a number with s, m, h or d, e.g. 14d", param_hint="--window")
+    alerts, purchases = asyncio.run(read(s, load_contracts(s.topics_dir)))
+    r = report(alerts, purchases, rule, span, min_size)
+    click.echo(orjson.dumps(r).decode() if as_json else "\n".join(lines(r)))
+
+
 @cli.group()
 def webhooks() -> None:
     """CRM webhooks: alerts POSTed to the endpoints of STREAMPROC_WEBHOOKS, signed (Standard

@@ -25,17 +25,22 @@ from streamproc.runtime.admin import bootstrap
 
 async def read_all(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
     """Every record of ``topic``, read until no new record arrives for ``idle_s`` seconds."""
+    return [orjson.loads(v) for v in await read_all_raw(kafka_url, topic, idle_s)]
+
+
+async def read_all_raw(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
+    """The value bytes of every record of ``topic``, read until none arrives for ``idle_s`` seconds."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
-    out: list[dict[str, Any]] = []
+    out: list[bytes] = []
     try:
         last = time.monotonic()
         while time.monotonic() - last < idle_s:
             batches = await consumer.getmany(timeout_ms=200)
             for msgs in batches.values():
                 for m in msgs:
-                    out.append(orjson.loads(m.value))
+                    out.append(m.value)
                     last = time.monotonic()
     finally:
         await consumer.stop()
