@@ -91,17 +91,28 @@ def topics_list() -> None:
 @click.option("--events", default=20000, show_default=True, help="Stop once this many events are processed.")
 @click.option("--days", default=120, show_default=True, help="Days of simulated event time.")
 @click.option("--seed", default=7, show_default=True, help="Generator seed (same seed, same events).")
-@click.option("--customers", type=int, default=None, help="Simulated customers [default: enough for --events].")
+@click.option("--customers", type=int, default=None,
+              help="Simulated customers [default: enough for --events; 600 with --crm].")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True, help="Give up after this many seconds.")
 @click.option("--dirty", is_flag=True,
               help="Inject resent duplicates, malformed and invalid records, and correctable values.")
+@click.option("--crm", is_flag=True,
+              help="Close the loop: a local CRM receiver takes the alerts as signed webhooks and brings back "
+                   "--crm-effect of the customers it hears about; ends with the uplift of cart_abandoned.")
+@click.option("--crm-effect", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="With --crm: share of delivered cart_abandoned alerts whose customer comes back to buy.")
+@click.option("--crm-window", "crm_window_days", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="With --crm: days after an alert in which a purchase counts as a conversion.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
-def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, dirty: bool,
-         as_json: bool) -> None:
+def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, dirty: bool, crm: bool,
+         crm_effect: float, crm_window_days: float, as_json: bool) -> None:
     """Start the dev stack and a worker, stream generated events through them and show
     events/s per topic, customers, lifecycle segments and the latest alerts, live.
 
     Exits by itself once --events events are processed, stopping everything it started.
+    With --crm, alerts also go as signed webhooks to a local CRM receiver that brings back
+    some customers, and the demo ends with 'streamproc uplift' on the rule cart_abandoned
+    (50% of its customers held out): the effect shows; with --crm-effect 0 it does not.
     """
     import orjson
     from rich.console import Console
@@ -109,7 +120,10 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     from streamproc.tools.demo import DemoOptions, print_summary, run_demo
 
     console = Console(stderr=as_json)
-    result = run_demo(get_settings(), DemoOptions(events, days, seed, customers, timeout_s, dirty), console)
+    if crm and customers is None:
+        customers = 600  # enough customers with an abandoned cart in both arms for the uplift to judge
+    opts = DemoOptions(events, days, seed, customers, timeout_s, dirty, crm, crm_effect, crm_window_days)
+    result = run_demo(get_settings(), opts, console)
     if as_json:
         click.echo(orjson.dumps(result).decode())
     else:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console, Group
@@ -26,6 +27,8 @@ from streamproc.ops.produce import ProducerRecord, publish, raw_records
 from streamproc.ops.stats import StatsReader, Totals
 from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig, generate
+from streamproc.tools import uplift
+from streamproc.tools.crmloop import RULE, Loop, key_map
 from streamproc.tools.dev import prepare
 from streamproc.tools.generate import event_pairs
 from streamproc.tools.stack import Stack, scratch_dir, start_worker, stop_process
@@ -39,6 +42,9 @@ class DemoOptions:
     customers: int | None = None
     timeout_s: float = 600.0
     dirty: bool = False
+    crm: bool = False
+    crm_effect: float = 0.5
+    crm_window_days: float = 3.0
 
 
 def customers_for(events: int, days: int, seed: int) -> int:
@@ -145,14 +151,40 @@ def sample_profile(stack: Stack, settings: Settings, raw_id: str) -> dict[str, A
 
 
 def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[str, Any]:
-    records, sample_id = demo_records(opts, load_contracts(settings.topics_dir))
+    contracts = load_contracts(settings.topics_dir)
+    records, sample_id = demo_records(opts, contracts)
     started = time.monotonic()
     with scratch_dir("streamproc-demo-") as workdir, prepare(settings, workdir) as stack:
-        worker = start_worker(stack.env(), workdir / "worker.log")
+        loop = Loop(stack.kafka_url, contracts, key_map(records, settings), opts.crm_effect).start() if opts.crm else None
+        env = {**stack.env(), **(loop.env(workdir) if loop else {})}
+        worker = start_worker(env, workdir / "worker.log")
+        console.print(f"worker log: {workdir / 'worker.log'}" if loop else "")
         try:
             pub = Publisher(stack.kafka_url, records)
             pub.start()
             snap = watch(stack, worker, pub, len(records), opts, console)
-            return summary(snap, time.monotonic() - started, sample_profile(stack, settings, sample_id))
+            result = summary(snap, time.monotonic() - started, sample_profile(stack, settings, sample_id))
+            if loop is not None:
+                result["crm"] = close_loop(loop, stack, settings, contracts, len(records), opts, console)
+            return result
         finally:
             stop_process(worker)
+            if loop is not None:
+                loop.stop()
+
+
+def close_loop(loop: Loop, stack: Stack, settings: Settings, contracts: Contracts, total: int, opts: DemoOptions,
+               console: Console) -> dict[str, Any]:
+    """Wait for the last webhooks and comebacks, then judge the measured rule (``streamproc uplift``)."""
+    with console.status("waiting for the last webhooks and the customers they bring back"):
+        loop.wait_quiet()
+        reader = StatsReader(stack.redis_url)
+        deadline = time.monotonic() + 60
+        while reader.snapshot().processed < total + loop.published and time.monotonic() < deadline:
+            time.sleep(0.5)
+    live = settings.model_copy(update={"kafka_url": stack.kafka_url, "redis_url": stack.redis_url})
+    alerts, purchases = asyncio.run(uplift.read(live, contracts))
+    report = uplift.report(alerts, purchases, RULE, timedelta(days=opts.crm_window_days))
+    console.rule(f"streamproc uplift --rule {RULE} --window {opts.crm_window_days:g}d")
+    console.print("\n".join(uplift.lines(report)), highlight=False)
+    return loop.figures() | {"uplift": report}

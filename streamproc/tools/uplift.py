@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -147,7 +147,7 @@ def purchases_by_customer(raw: Iterable[bytes], settings: Settings, contracts: C
     decoder = settings.decoder(contracts, history=True)
     topic = next(t for t in contracts.inputs if t.event_type == "purchase")
     out: dict[str, list[datetime]] = {}
-    now = datetime.max
+    now = datetime.now(timezone.utc)
     for value in raw:
         d = decoder.decode(value, Source(topic.name, 0, -1), "purchase", now)
         if isinstance(d, Decoded):

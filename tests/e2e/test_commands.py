@@ -203,3 +203,16 @@ def test_evaluate_prints_the_table_saves_the_plot_and_ends_with_json(tmp_path: P
     assert result["satisfaction_mae"] < result["mean_baseline_mae"]
     assert any("churn ROC AUC" in line for line in lines)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_crm_closes_the_loop_and_the_uplift_finds_the_effect(tmp_path: Path) -> None:
+    run = subprocess.run(streamproc("demo", "--crm", "--json"), capture_output=True, env=clean_env(), cwd=tmp_path,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    crm = orjson.loads(run.stdout.decode().strip().splitlines()[-1])["crm"]
+    assert crm["webhooks_received"] > 50 and crm["verified"] == crm["webhooks_received"]
+    assert crm["comeback_purchases"] > 10
+    (v,) = crm["uplift"]["versions"]
+    assert min(v["treated"]["customers"], v["held_out"]["customers"]) >= 30
+    assert v["ci95"][0] > 0 and v["verdict"].startswith("effect"), v
+    assert list(tmp_path.iterdir()) == []
