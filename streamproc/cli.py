@@ -526,9 +526,13 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 @click.option("--profile", type=click.Path(dir_okay=False, path_type=Path),
               help="With --backfill: record the worker with py-spy into this file (collapsed stacks) and "
                    "list where the time goes.")
+@click.option("--rules", "rules_file", default=None, metavar="FILE|none",
+              help="The worker's trigger rules file, or 'none' for no rules [default: the rules that ship].")
+@click.option("--webhook", is_flag=True, help="Also deliver every alert to one local webhook endpoint from the worker.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
 def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int | None, backfill: bool,
-          customers: int, days: int, cadence: float, profile: Path | None, as_json: bool) -> None:
+          customers: int, days: int, cadence: float, profile: Path | None, rules_file: str | None, webhook: bool,
+          as_json: bool) -> None:
     """Measure the worker's events/s against a Faust agent that does nothing, and the latency
     from an event's publication to its output.
 
@@ -558,7 +562,10 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
 
     from streamproc.tools.bench import BenchOptions, ProgressReporter, print_report, run_bench
 
-    opts = BenchOptions(events, latency_events, latency_rate, 11 if seed is None else seed, repeat=repeat)
+    if rules_file not in (None, "none") and not Path(rules_file).is_file():
+        raise click.BadParameter(f"{rules_file}: no such file (or 'none')", param_hint="--rules")
+    opts = BenchOptions(events, latency_events, latency_rate, 11 if seed is None else seed, repeat=repeat,
+                        rules=rules_file, webhook=webhook)
     with ProgressReporter(Console(stderr=True), opts.steps) as report:
         result = run_bench(get_settings(), opts, report)
     if as_json:

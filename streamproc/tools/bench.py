@@ -45,12 +45,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from streamproc.contracts import Contracts, load_contracts
+from streamproc.delivery.signing import new_secret
 from streamproc.errors import ConfigError, StackError
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ops.produce import ProducerRecord, event_records, publish
 from streamproc.ops.stats import StatsReader
 from streamproc.runtime.admin import bootstrap
 from streamproc.settings import Settings
+from streamproc.tools.crm import CrmReceiver
 from streamproc.tools.demo import first_events
 from streamproc.tools.dev import prepare
 from streamproc.tools.stack import Stack, free_port, scratch_dir, spawn, start_worker, stop_process
@@ -64,6 +66,10 @@ class BenchOptions:
     seed: int = 11
     timeout_s: float = 600.0
     repeat: int = 3
+    rules: str | None = None
+    """The worker's rules file; ``"none"``: no trigger rules at all; None: the default rules."""
+    webhook: bool = False
+    """Deliver alerts to one local webhook endpoint (``tools.crm``) from the worker."""
 
     @property
     def steps(self) -> int:
@@ -215,8 +221,23 @@ class RoundResult:
     latencies: list[float] | None
 
 
+def worker_env(opts: BenchOptions, workdir: Path, receiver: CrmReceiver | None) -> dict[str, str]:
+    """What the bench changes in the worker's environment: its rules, its webhook endpoint."""
+    env: dict[str, str] = {}
+    if opts.rules == "none":
+        path = workdir / "no-rules.yaml"
+        path.write_text("rules: []\n")
+        env["STREAMPROC_RULES_FILE"] = str(path)
+    elif opts.rules:
+        env["STREAMPROC_RULES_FILE"] = str(Path(opts.rules).resolve())
+    if receiver is not None:
+        env["STREAMPROC_WEBHOOKS"] = orjson.dumps([{"name": "bench", "url": receiver.url, "secret": receiver.secret,
+                                                    "concurrency": 8}]).decode()
+    return env
+
+
 def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptions, workdir: Path,
-              report: Reporter, latency: bool) -> RoundResult:
+              report: Reporter, latency: bool, receiver: CrmReceiver | None = None) -> RoundResult:
     """One round on a fresh stack: publish the backlog, the do-nothing agent, the worker, and,
     if ``latency``, the latency of live traffic."""
     contracts = load_contracts(settings.topics_dir)
@@ -226,7 +247,7 @@ def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptio
         report.step("the do-nothing agent")
         noop = noop_rate(stack, len(events), opts)
         report.step("the worker")
-        worker = start_worker(stack.env(), workdir / "worker.log")
+        worker = start_worker({**stack.env(), **worker_env(opts, workdir, receiver)}, workdir / "worker.log")
         try:
             rate = worker_rate(stack, worker, len(events), opts)
             report.note(f"do-nothing agent {noop:,.0f} events/s, worker {rate:,.0f} events/s")
@@ -258,11 +279,20 @@ def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[
                           "unset STREAMPROC_KAFKA_URL and STREAMPROC_REDIS_URL")
     events = backlog(opts)
     rounds: list[RoundResult] = []
-    with LoadSampler() as load, scratch_dir("streamproc-bench-") as workdir:
-        for n in range(1, opts.repeat + 1):
-            rounds.append(run_round(settings, events, opts, workdir / f"round-{n}",
-                                    _RoundReporter(report, n, opts.repeat), latency=n == opts.repeat))
-    return summary(rounds, len(events), opts, settings, load.summary())
+    receiver = CrmReceiver(new_secret()).start() if opts.webhook else None
+    try:
+        with LoadSampler() as load, scratch_dir("streamproc-bench-") as workdir:
+            for n in range(1, opts.repeat + 1):
+                rounds.append(run_round(settings, events, opts, workdir / f"round-{n}",
+                                        _RoundReporter(report, n, opts.repeat), latency=n == opts.repeat,
+                                        receiver=receiver))
+    finally:
+        if receiver is not None:
+            receiver.stop()
+    out = summary(rounds, len(events), opts, settings, load.summary())
+    out["rules"] = opts.rules or "default"
+    out["webhooks_received"] = len(receiver.received) if receiver is not None else None
+    return out
 
 
 def summary(rounds: list[RoundResult], events: int, opts: BenchOptions, settings: Settings,
@@ -316,5 +346,8 @@ def print_report(console: Console, r: dict[str, Any]) -> None:
     console.print(f"ratio of medians (worker / do-nothing): {r['ratio']:.2f}")
     console.print(f"latency at {r['latency_rate']:,.0f} events/s: p50 {r['p50_ms']:,.0f} ms, "
                   f"p99 {r['p99_ms']:,.0f} ms ({r['latency_events']:,} events)")
+    hooks = r.get("webhooks_received")
+    console.print(f"worker rules: {r.get('rules', 'default')}; webhooks: "
+                  + ("none" if hooks is None else f"one local endpoint, {hooks:,} requests received"))
     console.print(f"load average (1 min): start {load['start']}, max {load['max']}, end {load['end']} "
                   f"on {load['cpus']} CPUs (idle: near 0)")
