@@ -168,7 +168,10 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
         p, changes, more = _rescore(p, event.ts, pop, rules, event.event_id)
         out += changes
         trigs += more
-    trigs.append(alerts.of_event(event))
+    if alerts.kind_of(event) in rules.triggers.by_trigger:
+        trigs.append(alerts.of_event(event))
+    if not trigs:
+        return p, out, False
     p, fired = triggers.fire(p, trigs, pop, rules)
     return p, out + fired, False
 

@@ -17,6 +17,13 @@ from streamproc.records import Click, Feedback, InputEvent, Purchase, SegmentCha
 from streamproc.state.profile import ChurnScore
 from streamproc.state.sessions import CartAbandoned
 
+KIND = {Purchase: "purchase", Feedback: "feedback", Click: "click"}
+
+
+def kind_of(event: InputEvent) -> str:
+    """The trigger kind of an input event (its rules are evaluated only if some rule listens to it)."""
+    return KIND[type(event)]
+
 
 def of_event(event: InputEvent) -> Trigger:
     """The trigger of an input event, with its own fields."""

@@ -187,12 +187,15 @@ class Deliverer:
     async def _attempt(self, m: str) -> None:
         name, alert_id = m.split("|", 1)
         e = self.endpoints.get(name)
-        state = await self.r.hgetall(self.keys.delivery(m))
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.delivery(m))
+            pipe.hexists(self.keys.disabled, name)
+            state, disabled = await pipe.execute()
         if b"body" not in state:  # delivered or dead-lettered by another process meanwhile
             await self.r.zrem(self.keys.pending, m)
             return
         attempts = orjson.loads(state.get(b"attempts", b"[]"))
-        if e is None or await self.r.hexists(self.keys.disabled, name):
+        if e is None or disabled:
             why = "endpoint no longer configured" if e is None else "endpoint disabled"
             await self._dead(m, state[b"body"], attempts, why)
             return

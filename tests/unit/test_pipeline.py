@@ -125,7 +125,7 @@ def test_failing_event_is_returned_not_raised(monkeypatch: pytest.MonkeyPatch) -
     def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise ValueError("bad state")
 
-    monkeypatch.setattr(pl.alerts, "of_event", boom)
+    monkeypatch.setattr(pl.alerts, "kind_of", boom)
     p, res = run([click("a", 0)])
     assert p is None and [(e.event_id, why) for e, why in res.failed] == [("a", "ValueError: bad state")]
 
