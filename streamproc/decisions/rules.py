@@ -51,8 +51,10 @@ class Rules:
 class Population:
     """What a decision needs to know about all customers.
 
-    ``top_spend`` is the smallest total spend inside the top fraction of customers, or
-    ``None`` while too few customers have spent for the rank to mean anything; the same
+    ``top_spend`` is the largest total spend outside the top fraction of customers: those who
+    spent more are the top spenders, so customers tied at the boundary are outside and a
+    population where most spent the same (one ride each, say) has few or no top spenders, not
+    all of them; ``None`` while too few customers have spent for the rank to mean anything; the same
     holds for the quantile ``Bounds`` of last-purchase time, orders, spend and CLV.
     ``ltv`` and ``clusters`` are ``None`` until the first population fit; ``churn`` and
     ``satisfaction`` until the learner publishes its first version.
@@ -69,4 +71,4 @@ class Population:
     satisfaction: SatisfactionModel | None = None
 
     def is_top_spender(self, spend: float) -> bool:
-        return self.top_spend is not None and spend > 0 and spend >= self.top_spend
+        return self.top_spend is not None and spend > 0 and spend > self.top_spend

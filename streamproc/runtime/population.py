@@ -83,8 +83,9 @@ class PopulationView:
         self.version = 0
 
     def top_rank(self) -> int:
-        """The rank (from the top) of the smallest spend inside the top fraction."""
-        return max(math.ceil(self.sizes["monetary"] * self.top_fraction) - 1, 0)
+        """The rank (from the top, 0 the largest) of the largest spend outside the top fraction: the
+        ``floor(n * fraction)`` customers above it are the top spenders (``Population.top_spend``)."""
+        return math.floor(self.sizes["monetary"] * self.top_fraction)
 
     def ranks(self, dim: str) -> list[int]:
         """The ranks (from the bottom) of ``dim``'s quantiles, placed with the last sizes read."""
@@ -124,12 +125,12 @@ class PopulationView:
             values = self.fitted.get(dim, np.empty(0))
             ranked[dim] = [float(values[r]) if r < len(values) else None for r in _ranks(self.quantiles[dim], len(values))]
         spend = self.fitted.get("monetary", np.empty(0))
-        top_rank = max(math.ceil(len(spend) * self.top_fraction) - 1, 0)
-        top = float(spend[len(spend) - 1 - top_rank]) if len(spend) else None
+        top_rank = math.floor(len(spend) * self.top_fraction)
+        top = float(spend[len(spend) - 1 - top_rank]) if top_rank < len(spend) else None
         return self.build(top, cards, ranked)
 
     def build(self, top: Any, cards: dict[str, int], ranked: dict[str, list[Any]]) -> Population:
-        """The population of the value at the top-spend rank (or None), each dimension's size,
+        """The population of the value at the top-spend rank (or None: no one outside the top fraction), each dimension's size,
         and its values at the quantile ranks (None where a rank is empty); the sizes are kept
         to place the next read's ranks."""
         bounds: dict[str, Bounds | None] = {}
@@ -138,7 +139,8 @@ class PopulationView:
             self.sizes[dim] = card
             ok = card >= self.min_population and all(r is not None for r in values)
             bounds[dim] = Bounds.from_values(cuts, [float(r) for r in values], card) if ok else None
-        top_spend = float(top) if top is not None and self.sizes["monetary"] >= self.min_population else None
+        enough = self.sizes["monetary"] >= self.min_population
+        top_spend = (float(top) if top is not None else 0.0) if enough else None  # None: every spender is top
         return Population(top_spend, bounds["recency"], bounds["frequency"], bounds["monetary"], bounds["clv"],
                           self.ltv, self.clusters)
 
