@@ -4,7 +4,8 @@
 bring the customer back); the webhook tests run one as the endpoint that fails. It is a real
 HTTP server (aiohttp) on 127.0.0.1 and a free port, in a thread of its own. For each request it
 answers 429 with ``Retry-After`` to ``throttle_share`` of them, 500 to ``fail_share``, else 204;
-``set_down(True)`` closes the listening socket (connections are refused) until ``set_down(False)``;
+``set_down(True)`` closes the listening socket and the open connections (new connections are
+refused) until ``set_down(False)``;
 with ``gone`` set it answers 410 Gone (the endpoint asks to be disabled).
 ``verify(headers, body)`` decides ``Received.verified`` (default: ``delivery.signing.verify``).
 """
@@ -109,9 +110,16 @@ class CrmReceiver:
         await self._site.start()
 
     async def _close_socket(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        """Stop listening, then close the open keep-alive connections (once their request is
+        answered): a client that kept one open must not get through while the receiver is down."""
+        if self._site is None:
+            return
+        await self._site.stop()
+        self._site = None
+        await asyncio.sleep(0)
+        assert self._runner is not None and self._runner.server is not None
+        self._runner.server.pre_shutdown()
+        await self._runner.server.shutdown(5.0)
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)

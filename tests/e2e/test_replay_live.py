@@ -38,9 +38,11 @@ POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "pred
 
 def per_customer(doc: dict[str, Any]) -> dict[str, Any]:
     """The profile without what depends on the population or the model versions: the memberships
-    and scores above, and in each pending churn snapshot the model's score, the candidate served
-    (chosen by the learner, so by the version a worker had loaded) and the P(alive) baseline."""
+    and scores above, in each pending churn snapshot the model's score, the candidate served
+    (chosen by the learner, so by the version a worker had loaded) and the P(alive) baseline, and
+    the churn risk the trigger rules saw last."""
     out = {k: v for k, v in doc.items() if k not in POPULATION_RELATIVE}
+    out["triggers"] = {k: v for k, v in doc["triggers"].items() if k != "risk"}
     out["pending"] = [{k: v for k, v in s.items() if k not in ("score", "served")}
                       | {"baselines": {"recency": s["baselines"]["recency"]}} for s in doc["pending"]]
     return out
