@@ -834,6 +834,30 @@ def uplift(rule: str, window: str, min_size: int, as_json: bool) -> None:
 
 
 @cli.group()
+def api() -> None:
+    """The customer HTTP API every worker serves on its web port (STREAMPROC_WEB_PORT) under /v1."""
+
+
+@api.command("token")
+@click.option("--name", required=True, help="Who will hold the token (it appears in the worker's log lines).")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(["profiles:read", "aggregates:read", "customers:erase"]),
+              help="What the token may do (repeatable).")
+def api_token(name: str, scopes: tuple[str, ...]) -> None:
+    """Make a bearer token: prints the token (give it to its holder; it is not stored) and the
+    entry to add to STREAMPROC_API_TOKENS (its SHA-256, not the token)."""
+    import hashlib
+    import secrets
+
+    import orjson
+
+    token = secrets.token_urlsafe(32)
+    entry = {"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": list(scopes)}
+    click.echo(f"token: {token}")
+    click.echo(f"STREAMPROC_API_TOKENS entry: {orjson.dumps(entry).decode()}")
+
+
+@cli.group()
 def webhooks() -> None:
     """CRM webhooks: alerts POSTed to the endpoints of STREAMPROC_WEBHOOKS, signed (Standard
     Webhooks), retried for hours, dead-lettered after the last attempt (docs/webhooks.md)."""

@@ -11,6 +11,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,20 @@ class WebhookEndpoint(BaseModel):
         return (not alert.get("held_out") and (not named or self.name in named)
                 and (not self.rules or alert.get("rule") in self.rules)
                 and (not self.severities or alert.get("severity") in self.severities))
+
+
+SCOPES = ("profiles:read", "aggregates:read", "customers:erase")
+
+
+class ApiToken(BaseModel):
+    """A bearer token of the HTTP API, stored as the SHA-256 of the token (``streamproc api token`` makes one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Who holds it (logged, never the token).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the token.")
+    scopes: tuple[Literal["profiles:read", "aggregates:read", "customers:erase"], ...] = Field(
+        description="profiles:read (one customer), aggregates:read (segments, models, rules), customers:erase.")
 
 
 class Settings(BaseSettings):
@@ -171,6 +186,9 @@ class Settings(BaseSettings):
     webhook_jitter: float = Field(0.2, ge=0, le=1, description="Each retry delay varies by up to this fraction.")
     webhooks_in_worker: bool = Field(True, description="Workers deliver webhooks too (in their own consumer group); "
                                                       "false: only 'streamproc webhooks run' processes do.")
+    api_tokens: tuple[ApiToken, ...] = Field(
+        (), description="Bearer tokens of the HTTP API: a JSON list of {name, sha256, scopes} "
+                        "('streamproc api token' makes one); without any, every /v1 request gets 401.")
     rules_file: Path | None = Field(
         None, description="The trigger rules file (YAML or JSON; see 'streamproc rules check'); default: the rules "
                           "that ship with streamproc (streamproc/decisions/default_rules.yaml). A version published "

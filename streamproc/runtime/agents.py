@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 
 import faust
 from aiokafka.errors import IllegalStateError
 
 from streamproc.contracts import Contracts
 from streamproc.eventtime import tp_key
-from streamproc.runtime import assemble
+from streamproc.runtime import assemble, web
 from streamproc.runtime.learner import Learner
+from streamproc.runtime.metrics import Lag, Metrics
 from streamproc.runtime.offload import Highwater, OffloadedProcessor
 from streamproc.runtime.webhooks import Deliverer
 from streamproc.settings import DEV_SECRET, Settings
@@ -45,17 +47,55 @@ def _highwater(app: faust.App, inputs: set[str]) -> Highwater:
     return marks
 
 
+Applied = dict[tuple[str, int], tuple[int, float]]
+"""``(topic, partition) -> (offset, record timestamp)`` of the newest record applied by this worker."""
+
+
 async def _apply(stream: faust.StreamT, processor: OffloadedProcessor, events: list[faust.EventT],
-                 highwater: Highwater) -> None:
+                 highwater: Highwater, metrics: Metrics, applied: Applied) -> None:
     """Apply a batch, then acknowledge its records to Kafka (never before its effects are durable)."""
     records = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
+    started = time.perf_counter()
     await processor.handle(records, (), highwater)
+    metrics.applied(time.perf_counter() - started, [e.message.timestamp for e in events])
     for e in events:
+        m = e.message
+        applied[(m.topic, m.partition)] = (m.offset, m.timestamp or 0.0)
         await stream.ack(e)
+
+
+def _lag(app: faust.App, inputs: set[str], applied: Applied) -> list[Lag]:
+    """Records and seconds behind, per input topic-partition assigned here (``metrics.Lag``)."""
+    out, now = [], time.time()
+    for tp in app.consumer.assignment():
+        if tp.topic not in inputs:
+            continue
+        try:
+            high = app.consumer.highwater(tp)
+        except (IllegalStateError, KeyError):
+            continue
+        offset, ts = applied.get((tp.topic, tp.partition), (-1, 0.0))
+        behind = max((high or 0) - offset - 1, 0)
+        out.append((tp.topic, tp.partition, behind, max(now - ts, 0.0) if behind and ts else 0.0))
+    return out
 
 
 def _assigned(app: faust.App, inputs: set[str]) -> list[int]:
     return sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in inputs})
+
+
+def serve_http(app: faust.App, settings: Settings, processor: OffloadedProcessor, inputs: set[str],
+               applied: Applied) -> Metrics:
+    """The customer API under ``/v1``, ``/livez``, ``/readyz`` and ``/metrics`` on the worker's own web
+    server (``runtime.web``, ``runtime.metrics``); returns the metrics the agent feeds."""
+    client = assemble.redis_client(settings)
+    health = web.Health(settings, client, lambda: len(_assigned(app, inputs)), lambda: bool(app.rebalancing),
+                        processor.alive)
+    metrics = Metrics(client, assemble.redis_keys(settings), settings.app_id, lambda: _lag(app, inputs, applied))
+    server = app.web.web_app
+    server.add_subapp("/v1", web.api(settings, web.Reader(settings, client)))
+    server.add_routes(web.health_routes(health) + web.metrics_routes(metrics))
+    return metrics
 
 
 def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
@@ -65,6 +105,8 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
 
     names = {t.name for t in contracts.inputs}
     processor = OffloadedProcessor(settings)
+    applied: Applied = {}
+    metrics = serve_http(app, settings, processor, names, applied)
 
     @app.timer(settings.tick_s, on_leader=False)
     async def release() -> None:
@@ -84,7 +126,7 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
             if applying is not None:
                 await applying  # one batch in the processing process while the next one is collected
-            applying = asyncio.ensure_future(_apply(stream, processor, events, _highwater(app, names)))
+            applying = asyncio.ensure_future(_apply(stream, processor, events, _highwater(app, names), metrics, applied))
 
     training = app.topic(contracts.one("training").name, value_type=bytes, value_serializer="raw",
                          key_type=bytes, key_serializer="raw", partitions=1)
@@ -101,6 +143,7 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     async def publish_models() -> None:
         """Publish the learner's latest examples when none have followed them for a while."""
         await learner.flush()
+
 
     if settings.webhooks and settings.webhooks_in_worker:
         deliverer = Deliverer(settings, assemble.redis_client(settings), contracts.one("alerts").name)

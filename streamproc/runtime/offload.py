@@ -98,6 +98,10 @@ class OffloadedProcessor:
         if parts:
             await self.handle([], parts, highwater)
 
+    def alive(self) -> bool:
+        """Whether the processing process runs (``/readyz``)."""
+        return self._proc is not None and self._proc.is_alive()
+
     def _died(self, exc: BaseException) -> NoReturn:
         log.critical("the processing process ended (%s: %s); the worker exits, and its unacknowledged records "
                      "are applied again when it (or another worker of the group) consumes them", type(exc).__name__, exc)

@@ -111,6 +111,10 @@ class RedisKeys:
     def recent_alerts(self) -> str:
         return f"{self.prefix}:recent:alerts"
 
+    def members(self, dimension: str, value: str) -> str:
+        """Set of the customers in one segment (``GET /v1/segments/{dimension}/{value}/customers``)."""
+        return f"{self.prefix}:members:{dimension}:{value}"
+
     @property
     def rules(self) -> str:
         """Hash of the published trigger rules: ``version``, ``text``, ``digest``, ``name``, ``published_at``."""

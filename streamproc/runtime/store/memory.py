@@ -56,6 +56,7 @@ class Memory:
     buffer: dict[int, ZSet] = field(default_factory=dict)
     ranked: dict[str, ZSet] = field(default_factory=dict)
     segments: dict[str, Counter[str]] = field(default_factory=dict)
+    members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     recent_alerts: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     fit_rows: dict[float, dict[str, FitRow]] = field(default_factory=dict)
@@ -149,7 +150,9 @@ class MemoryStore:
                 counts = m.segments.setdefault(o.dimension, Counter())
                 if o.old:
                     counts[o.old] -= 1
+                    m.members.setdefault((o.dimension, o.old), set()).discard(o.customer_id)
                 counts[o.new] += 1
+                m.members.setdefault((o.dimension, o.new), set()).add(o.customer_id)
             elif isinstance(o, Alert):
                 m.recent_alerts.insert(0, o.to_dict())
         del m.recent_alerts[RECENT_ALERTS:]

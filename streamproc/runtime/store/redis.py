@@ -60,6 +60,8 @@ class RedisStore:
         self._written: dict[str, tuple[bytes, Profile]] = {}
         self._sized = False
         self._clear = client.register_script(CLEAR_OUTBOX)
+        self.trips = 0
+        """Round trips to Redis since the last write (counted into ``redis_round_trips`` with it)."""
 
     @asynccontextmanager
     async def guard(self, partitions: Iterable[int]) -> AsyncIterator[aioredis.client.Pipeline]:
@@ -68,6 +70,7 @@ class RedisStore:
         async with self.r.pipeline(transaction=True) as pipe:
             async with asyncio.timeout(self._timeout):
                 await pipe.watch(*[self.keys.offsets(p) for p in sorted(set(partitions))])
+            self.trips += 1
             yield pipe
 
     async def load(self, customers: list[str], tps: list[str]) -> Loaded:
@@ -85,6 +88,7 @@ class RedisStore:
             if by_partition:
                 pipe.mget([self.keys.outbox(p) for p in by_partition])
             res = await pipe.execute()
+        self.trips += 1
         docs: list[bytes | None] = res.pop(0) if customers else []
         outboxes = list(dict.fromkeys(b for b in res.pop() if b)) if by_partition else []
         m = len(by_partition)
@@ -116,6 +120,7 @@ class RedisStore:
             pipe = self.r.pipeline(transaction=False)
             self.population.queue(pipe)
             (again,) = await pipe.execute()
+        self.trips += 1
         self._sized = True
         return again
 
@@ -133,6 +138,7 @@ class RedisStore:
                 pipe.zrangebyscore(self.keys.buffer(p), "-inf", watermarks[p], start=0, num=limit, withscores=True)
                 pipe.zrangebyscore(self.keys.due(p), "-inf", watermarks[p], start=0, num=limit)
             res = await pipe.execute()
+        self.trips += 1
         held: list[Held] = []
         due: dict[str, int] = {}
         for i, p in enumerate(parts):
@@ -146,6 +152,7 @@ class RedisStore:
     async def profiles(self, customers: list[str]) -> dict[str, Profile]:
         async with asyncio.timeout(self._timeout):
             res = await self.r.mget([self.keys.profile(cid) for cid in customers])
+        self.trips += 1
         return {cid: p for cid, doc in zip(customers, res) if (p := self._profile(cid, doc)) is not None}
 
     def _profile(self, cid: str, doc: bytes | None) -> Profile | None:
@@ -193,6 +200,9 @@ class RedisStore:
             for name, n in ch.stats.items():
                 if n:
                     pipe.hincrby(self.keys.stats, name, n)
+            pipe.hincrby(self.keys.stats, "batches", 1)  # this write, and the outbox's clearing after it:
+            pipe.hincrby(self.keys.stats, "redis_round_trips", self.trips + 1 + (ch.outbox is not None))
+            self.trips = 0
             pipe.hsetnx(self.keys.stats, "first_at", ch.started_at)
             pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
@@ -265,7 +275,9 @@ class RedisStore:
             if isinstance(o, SegmentChange):
                 if o.old:
                     pipe.hincrby(self.keys.segments(o.dimension), o.old, -1)
+                    pipe.srem(self.keys.members(o.dimension, o.old), o.customer_id)
                 pipe.hincrby(self.keys.segments(o.dimension), o.new, 1)
+                pipe.sadd(self.keys.members(o.dimension, o.new), o.customer_id)
             elif isinstance(o, Alert):
                 alerts.append(orjson.dumps(o.to_dict()))
         if alerts:
