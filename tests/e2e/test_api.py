@@ -105,7 +105,7 @@ def test_api_auth_pages_metrics_health_and_schemathesis(kafka_url, redis_url, br
 
         st = subprocess.run([Path(sys.executable).parent / "schemathesis", "run", f"{base}/v1/openapi.json",
                              "-H", f"Authorization: Bearer {READER}", "--max-examples", "25", "--seed", "1"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
         tail = [ln.strip() for ln in st.stdout.splitlines() if ln.strip()][-8:]
         report("schemathesis: " + " | ".join(tail))
         assert st.returncode == 0, st.stdout[-4000:]
