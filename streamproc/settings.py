@@ -95,7 +95,12 @@ class Settings(BaseSettings):
     app_id: str = Field("streamproc", description="Faust app id; also the Kafka consumer group.")
     topics_dir: Path = Field(DEFAULT_TOPICS_DIR, description="Folder holding topics.json and the JSON Schemas.")
     key_prefix: str = Field("sp", description="Prefix of every Redis key streamproc writes.")
-    web_port: int = Field(6066, description="Port of the worker's Faust web server.")
+    web_port: int = Field(6066, description="Port of the worker's web server (the API, /metrics, /livez, /readyz).")
+    web_host: str = Field("127.0.0.1", description="Address the web server binds; 0.0.0.0 to serve other hosts "
+                                                  "(docker-compose.yml does).")
+    environment: Literal["production", "dev", "demo", "test"] = Field(
+        "production", description="production: the worker refuses the development STREAMPROC_PII_SECRET; 'streamproc "
+                                  "dev', 'demo' and 'bench' run their workers as dev, demo or test.")
     log_level: str = Field("info", description="Worker log level: debug, info, warning, error.")
     data_dir: Path = Field(
         default_factory=default_data_dir,

@@ -25,6 +25,7 @@ from streamproc.tools.stack import start_broker, start_redis, start_worker, stop
 from tests.live import FIGURES, wait_for
 
 FAST_WORKER = {"STREAMPROC_BROKER_SESSION_TIMEOUT_S": "10", "STREAMPROC_BROKER_REBALANCE_TIMEOUT_S": "10",
+               "STREAMPROC_ENVIRONMENT": "test",
                "STREAMPROC_LOG_LEVEL": os.environ.get("STREAMPROC_TEST_LOG_LEVEL", "info")}
 
 

@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=settings.data_dir / settings.app_id,
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),

@@ -135,8 +135,8 @@ class Stack:
     def env(self) -> dict[str, str]:
         """The environment a worker or tool needs to reach this stack; Faust's data goes under
         the scratch folder."""
-        return {**os.environ, "STREAMPROC_KAFKA_URL": self.kafka_url, "STREAMPROC_REDIS_URL": self.redis_url,
-                "STREAMPROC_DATA_DIR": str(self.workdir / "faust")}
+        return {"STREAMPROC_ENVIRONMENT": "dev", **os.environ, "STREAMPROC_KAFKA_URL": self.kafka_url,
+                "STREAMPROC_REDIS_URL": self.redis_url, "STREAMPROC_DATA_DIR": str(self.workdir / "faust")}
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
