@@ -833,6 +833,57 @@ def uplift(rule: str, window: str, min_size: int, as_json: bool) -> None:
     click.echo(orjson.dumps(r).decode() if as_json else "\n".join(lines(r)))
 
 
+@cli.command()
+@click.argument("customer_id")
+@click.option("--by", "requested_by", default="cli", show_default=True, help="Who asks (kept in the audit record).")
+@click.option("--wait", "wait_s", default=60.0, show_default=True,
+              help="Seconds to wait for the worker's audit record (0: do not wait).")
+def erase(customer_id: str, requested_by: str, wait_s: float) -> None:
+    """Erase CUSTOMER_ID (a raw id or its key) everywhere: profile, rankings, segments, timers, held
+    events, outbox, webhook deliveries. Puts an erase command on the erasures topic, keyed by the
+    customer, so the worker owning the customer erases in order with its events; prints the audit
+    record once the worker has written it. The raw id never leaves this process."""
+    import time
+
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.contracts import load_contracts
+    from streamproc.runtime import erasure
+    from streamproc.runtime.admin import bootstrap
+    from streamproc.runtime.assemble import redis_keys
+    from streamproc.runtime.web import KEY
+
+    s = get_settings()
+    if not s.kafka_url:
+        raise click.UsageError("set STREAMPROC_KAFKA_URL (printed by 'streamproc dev')")
+    topic = load_contracts(s.topics_dir).one("erasure")
+    is_key = bool(KEY.match(customer_id))
+    key = customer_id if is_key else s.pseudonymiser().customer(customer_id)
+
+    async def send() -> dict:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap(s.kafka_url), acks="all")
+        await producer.start()
+        try:
+            return await erasure.request(producer, topic.name, key,
+                                         erasure.partitions_of(customer_id, is_key, topic.partitions), requested_by)
+        finally:
+            await producer.stop()
+
+    cmd = asyncio.run(send())
+    click.echo(f"erase requested: {cmd['request_id']} for {key}")
+    if not wait_s or not s.redis_url:
+        return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        doc = _with_redis(s, lambda client: client.hget(erasure.audit_key(redis_keys(s)), cmd["request_id"]))
+        if doc:
+            click.echo(orjson.dumps(orjson.loads(doc), option=orjson.OPT_INDENT_2).decode())
+            return
+        time.sleep(0.5)
+    raise click.ClickException(f"no audit record after {wait_s:g}s: is a worker running? The command stays on the topic")
+
+
 @cli.group()
 def api() -> None:
     """The customer HTTP API every worker serves on its web port (STREAMPROC_WEB_PORT) under /v1."""

@@ -1,7 +1,7 @@
 """Topic contracts: ``topics/topics.json`` and the JSON Schemas beside it.
 
 In: the topics folder named by settings. Out: ``Contracts``, which names every topic by its
-role (``input``, ``segments``, ``alerts``, ``dead-letter``, ``training``, ``model-health``) and
+role (``input``, ``segments``, ``alerts``, ``dead-letter``, ``training``, ``model-health``, ``erasure``) and
 holds one compiled validator per
 input event type. No other module spells a topic name.
 """
@@ -18,7 +18,7 @@ import orjson
 
 from streamproc.errors import ConfigError
 
-ROLES = ("input", "segments", "alerts", "dead-letter", "training", "model-health")
+ROLES = ("input", "segments", "alerts", "dead-letter", "training", "model-health", "erasure")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,6 @@ def load_contracts(folder: Path) -> Contracts:
     for role in ROLES[1:]:
         Contracts(topics, {}).one(role)
     inputs = tuple(t for t in topics if t.role == "input")
-    _check_copartitioned(inputs)
+    _check_copartitioned(inputs + tuple(t for t in topics if t.role == "erasure"))
     validators = {t.event_type: fastjsonschema.compile(orjson.loads(t.schema_path.read_bytes())) for t in inputs}
     return Contracts(topics, validators)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -137,11 +138,17 @@ def applied_offsets(records: Iterable[Consumed], applied: Mapping[str, int]) -> 
     return out
 
 
-def intake(verdicts: Iterable[Verdict], high: Mapping[str, float], lateness_s: float) -> Intake:
-    """Sort fresh records, in offset order per partition, into events, late events and rejections."""
+def intake(verdicts: Iterable[Verdict], high: Mapping[str, float], lateness_s: float,
+           erased: AbstractSet[str] = frozenset()) -> Intake:
+    """Sort fresh records, in offset order per partition, into events, late events and rejections;
+    events of ``erased`` customers are dropped first (counted as ``erased_dropped``), so none of
+    them reaches a dead letter either."""
     out = Intake(high=dict(high))
     for v in verdicts:
         out.stats[f"in:{v.source.topic}"] += 1
+        if erased and isinstance(v, Consumed) and v.ev.customer_id in erased:
+            out.stats["erased_dropped"] += 1
+            continue
         if isinstance(v, Rejection):
             out.rejected.append(v)
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,6 +48,8 @@ class Loaded:
     did not clear them (it died before publishing all its records, as far as the store knows)."""
     fitted_at: float | None = None
     """Event time (epoch s) of the last population fit; None before the first, or without fits."""
+    erased: set[str] = field(default_factory=set)
+    """Customers of the batch that were erased with their later events suppressed (``runtime.erasure``)."""
 
 
 @dataclass
@@ -109,12 +112,20 @@ def missing(loaded: Loaded, waiting: Waiting) -> list[str]:
 
 
 def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None], population: Population,
-         rules: Rules, outlets: Outlets, now: datetime, grid: FitGrid | None = None) -> Changes:
+         rules: Rules, outlets: Outlets, now: datetime, grid: FitGrid | None = None,
+         erased: AbstractSet[str] = frozenset()) -> Changes:
     """The changes of ``batch``: its ready events applied, its due timers fired, its rejections
     dead-lettered (at wall-clock time ``now``), its late events held; with population fits at
-    the times of ``grid``, the rows of the customers it moved past one."""
+    the times of ``grid``, the rows of the customers it moved past one. Events of ``erased``
+    customers are dropped and counted (``erased_dropped``), neither applied nor held."""
     intake, wm = batch.intake, waiting.watermarks
     ready, hold = release(intake.events, waiting.held, wm, outlets.pseudonyms)
+    dropped = 0
+    if erased:
+        kept = [r for r in ready if r.ev.customer_id not in erased]
+        kept_hold = [h for h in hold if h.event.customer_id not in erased]
+        dropped = len(ready) - len(kept) + len(hold) - len(kept_hold)
+        ready, hold = kept, kept_hold
     where = {**intake.partition_of, **{h.event.customer_id: h.record.partition for h in waiting.held}}
     result = apply_batch(ready, profiles, population, rules, lambda r: r.ev, grid)
     rejected, stats = _account(result, intake)
@@ -124,6 +135,7 @@ def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None],
     outbox = orjson.dumps({"partitions": batch.partitions, "records": records}) if records else None
     stats.update(_output_stats(outputs, batch.redelivered))
     stats["held"] += len(hold) - len(waiting.held)
+    stats["erased_dropped"] += dropped
     return Changes(
         profiles={**result.profiles, **swept.profiles}, partition_of=where, outputs=outputs, offsets=batch.offsets,
         started_at=batch.started_at, stats=stats, partitions=batch.partitions,

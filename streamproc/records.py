@@ -213,3 +213,26 @@ class Example:
         fields = {k: doc.get(k) for k in cls.__dataclass_fields__}
         fields["baselines"] = dict(doc.get("baselines") or {})
         return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerErased:
+    """A customer was erased everywhere (``runtime.erasure``): published on the alerts topic, so the
+    CRM endpoints that took its alerts get it as a webhook and erase the customer too. ``removed``
+    counts what was removed; the id derives from the request, so a redelivered command republishes
+    the same record."""
+
+    customer_id: str
+    request_id: str
+    requested_at: str
+    erased_at: str
+    removed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_id(self) -> str:
+        return output_id("customer_erased", self.request_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "type": "customer_erased", "schema_version": 2,
+                "customer_id": self.customer_id, "request_id": self.request_id, "requested_at": self.requested_at,
+                "erased_at": self.erased_at, "removed": self.removed}

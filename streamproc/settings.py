@@ -64,7 +64,10 @@ class WebhookEndpoint(BaseModel):
 
     def takes(self, alert: dict) -> bool:
         """Whether an alert record is for this endpoint: not held out, named (or no endpoint named)
-        by its rule, and within the endpoint's rules and severities."""
+        by its rule, and within the endpoint's rules and severities; a customer_erased record goes
+        to every endpoint."""
+        if alert.get("type") == "customer_erased":
+            return True  # every CRM that may hold the customer erases them too
         named = alert.get("destinations") or []
         return (not alert.get("held_out") and (not named or self.name in named)
                 and (not self.rules or alert.get("rule") in self.rules)
@@ -191,6 +194,9 @@ class Settings(BaseSettings):
     webhook_jitter: float = Field(0.2, ge=0, le=1, description="Each retry delay varies by up to this fraction.")
     webhooks_in_worker: bool = Field(True, description="Workers deliver webhooks too (in their own consumer group); "
                                                       "false: only 'streamproc webhooks run' processes do.")
+    erased_events: Literal["suppress", "new_profile"] = Field(
+        "suppress", description="Events of an erased customer that arrive after the erasure: suppress (dropped and "
+                                "counted; a hash of the key is kept to know them) or new_profile (they start anew).")
     api_tokens: tuple[ApiToken, ...] = Field(
         (), description="Bearer tokens of the HTTP API: a JSON list of {name, sha256, scopes} "
                         "('streamproc api token' makes one); without any, every /v1 request gets 401.")

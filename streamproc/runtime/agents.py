@@ -14,11 +14,12 @@ import logging
 import time
 
 import faust
+import orjson
 from aiokafka.errors import IllegalStateError
 
 from streamproc.contracts import Contracts
 from streamproc.eventtime import tp_key
-from streamproc.runtime import assemble, web
+from streamproc.runtime import assemble, erasure, web
 from streamproc.runtime.learner import Learner
 from streamproc.runtime.metrics import Lag, Metrics
 from streamproc.runtime.offload import Highwater, OffloadedProcessor
@@ -84,8 +85,8 @@ def _assigned(app: faust.App, inputs: set[str]) -> list[int]:
     return sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in inputs})
 
 
-def serve_http(app: faust.App, settings: Settings, processor: OffloadedProcessor, inputs: set[str],
-               applied: Applied) -> Metrics:
+def serve_http(app: faust.App, settings: Settings, contracts: Contracts, processor: OffloadedProcessor,
+               inputs: set[str], applied: Applied) -> Metrics:
     """The customer API under ``/v1``, ``/livez``, ``/readyz`` and ``/metrics`` on the worker's own web
     server (``runtime.web``, ``runtime.metrics``); returns the metrics the agent feeds."""
     client = assemble.redis_client(settings)
@@ -93,7 +94,9 @@ def serve_http(app: faust.App, settings: Settings, processor: OffloadedProcessor
                         processor.alive)
     metrics = Metrics(client, assemble.redis_keys(settings), settings.app_id, lambda: _lag(app, inputs, applied))
     server = app.web.web_app
-    server.add_subapp("/v1", web.api(settings, web.Reader(settings, client)))
+    erase_topic = contracts.one("erasure")
+    reader = web.Reader(settings, client, (erase_topic.name, erase_topic.partitions))
+    server.add_subapp("/v1", web.api(settings, reader))
     server.add_routes(web.health_routes(health) + web.metrics_routes(metrics))
     return metrics
 
@@ -106,7 +109,7 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
     names = {t.name for t in contracts.inputs}
     processor = OffloadedProcessor(settings)
     applied: Applied = {}
-    metrics = serve_http(app, settings, processor, names, applied)
+    metrics = serve_http(app, settings, contracts, processor, names, applied)
 
     @app.timer(settings.tick_s, on_leader=False)
     async def release() -> None:
@@ -144,6 +147,28 @@ def attach(app: faust.App, settings: Settings, contracts: Contracts) -> None:
         """Publish the learner's latest examples when none have followed them for a while."""
         await learner.flush()
 
+
+    erasures = app.topic(contracts.one("erasure").name, value_type=bytes, value_serializer="raw", key_type=bytes,
+                         key_serializer="raw", partitions=contracts.one("erasure").partitions)
+    eraser_client = assemble.redis_client(settings)
+    alerts_topic = contracts.one("alerts").name
+
+    @app.agent(erasures, name="erase", concurrency=1)
+    async def erase_customers(stream: faust.StreamT) -> None:
+        """Erase commands, each on the customer's partition (``runtime.erasure``); acknowledged once done."""
+        async for event in stream.events():
+            try:
+                cmd = orjson.loads(event.value)
+                key = cmd["customer_key"]
+                if cmd.get("type") != "erase" or not isinstance(key, str) or not web.KEY.match(key):
+                    raise ValueError("not an erase command")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.error("erasures record at %s:%d is not an erase command (%s); skipped", event.message.topic,
+                          event.message.offset, exc)
+                continue
+            record = await erasure.erase(eraser_client, assemble.redis_keys(settings), cmd, [event.message.partition],
+                                         settings.erased_events == "suppress")
+            await app.producer.send_and_wait(alerts_topic, key.encode(), orjson.dumps(record.to_dict()), None, None, None)
 
     if settings.webhooks and settings.webhooks_in_worker:
         deliverer = Deliverer(settings, assemble.redis_client(settings), contracts.one("alerts").name)

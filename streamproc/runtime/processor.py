@@ -152,7 +152,8 @@ class Processor:
             self._poke(batch, waiting)
             return
         changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
-                       await self._rules(), self.outlets, datetime.now(timezone.utc), self._grid(loaded))
+                       await self._rules(), self.outlets, datetime.now(timezone.utc), self._grid(loaded),
+                       loaded.erased)
         for rej in changes.rejected:
             if rej.reason == "processing_error" and failure is None:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
@@ -168,7 +169,7 @@ class Processor:
             log.debug("batch of %d records (%d fresh): %s; applied offsets %s", len(records), len(new),
                       applied_offsets(records, {}), loaded.offsets)
         self._arrived(v.source for v in new)
-        return Batch(parts, intake(new, loaded.high_marks, self.lateness_s),
+        return Batch(parts, intake(new, loaded.high_marks, self.lateness_s, loaded.erased),
                      applied_offsets(records, loaded.offsets), len(records) - len(new), started)
 
     def _watermarks(self, batch: Batch) -> dict[int, float]:

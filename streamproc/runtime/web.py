@@ -35,11 +35,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
 
 from streamproc.decisions import segments
 from streamproc.decisions.learning import churn_as_of
 from streamproc.decisions.rules import Population
+from streamproc.runtime import erasure
 from streamproc.runtime.admin import bootstrap
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.population import PopulationView
@@ -73,7 +74,7 @@ def ok(doc: Any) -> web.Response:
 class Reader:
     """What the API reads from Redis, with the models a read scores with (reloaded when they change)."""
 
-    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
+    def __init__(self, settings: Settings, client: aioredis.Redis, erasure_topic: tuple[str, int] = ("erasures", 4)) -> None:
         self.s, self.r = settings, client
         self.keys = RedisKeys(settings.key_prefix)
         self.pseudonyms = settings.pseudonymiser()
@@ -82,6 +83,15 @@ class Reader:
         self.view = PopulationView(self.keys, settings.top_spend_fraction, settings.min_population,
                                    settings.segment_margin)
         self._models_version: int | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.erasure_topic, self.erasure_partitions = erasure_topic
+
+    async def erase(self, key: str, parts: list[int], requested_by: str) -> dict[str, Any]:
+        """Publish an erase command (``runtime.erasure``) for ``key``."""
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.s.kafka_url), acks="all")
+            await self._producer.start()
+        return await erasure.request(self._producer, self.erasure_topic, key, parts, requested_by)
 
     def key_of(self, id_or_key: str) -> str:
         return id_or_key if KEY.match(id_or_key) else self.pseudonyms.customer(id_or_key)
@@ -187,6 +197,7 @@ def auth_middleware(settings: Settings) -> Any:
                     status = 401
                     return resp
                 who = token.name
+                request["token_name"] = token.name
                 if scope not in token.scopes:
                     status = 403
                     return error(403, "forbidden", f"token '{token.name}' lacks the scope '{scope}'")
@@ -252,12 +263,22 @@ def api(settings: Settings, reader: Reader) -> web.Application:
     async def rules(request: web.Request) -> web.Response:
         return ok(await reader.rules_doc())
 
+    @scoped("customers:erase")
+    async def erase_customer(request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        is_key = bool(KEY.match(raw))
+        cmd = await reader.erase(reader.key_of(raw), erasure.partitions_of(raw, is_key, reader.erasure_partitions),
+                                 request.get("token_name", "api"))
+        return web.json_response({"request_id": cmd["request_id"], "customer": cmd["customer_key"], "status": "queued"},
+                                 status=202)
+
     @scoped(None)
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(json.loads(OPENAPI.read_text()))
 
     app = web.Application(middlewares=[auth_middleware(settings)])
     app.router.add_get("/customers/{id}", customer)
+    app.router.add_delete("/customers/{id}", erase_customer)
     app.router.add_get("/segments", segment_sizes)
     app.router.add_get("/segments/{dimension}/{value}/customers", segment_members)
     app.router.add_get("/models", models)

@@ -37,7 +37,7 @@ def test_inputs_with_different_partition_counts_are_refused(tmp_path: Path) -> N
 
 def test_missing_output_role_is_refused(tmp_path: Path) -> None:
     folder = _copy(tmp_path, lambda ts: ts.pop())
-    with pytest.raises(ConfigError, match="'model-health'"):
+    with pytest.raises(ConfigError, match="'erasure'"):
         load_contracts(folder)
 
 

@@ -26,6 +26,7 @@ from streamproc.ordering import Held
 from streamproc.pipeline import next_due
 from streamproc.plan import Changes, Loaded, Waiting
 from streamproc.records import Alert, SegmentChange
+from streamproc.runtime.erasure import erased_key, tombstone
 from streamproc.runtime.population import PopulationView, rankings
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store.base import Conflict
@@ -81,6 +82,7 @@ class RedisStore:
             pipe = self.r.pipeline(transaction=False)
             if customers:
                 pipe.mget([self.keys.profile(cid) for cid in customers])
+                pipe.hmget(erased_key(self.keys), [tombstone(cid) for cid in customers])
             for p, fields in by_partition.items():
                 pipe.hmget(self.keys.offsets(p), fields)
             pipe.hgetall(self.keys.watermarks)
@@ -90,6 +92,7 @@ class RedisStore:
             res = await pipe.execute()
         self.trips += 1
         docs: list[bytes | None] = res.pop(0) if customers else []
+        gone: list[bytes | None] = res.pop(0) if customers else []
         outboxes = list(dict.fromkeys(b for b in res.pop() if b)) if by_partition else []
         m = len(by_partition)
         offsets = {tp: int(v) for (p, fields), got in zip(by_partition.items(), res[:m])
@@ -106,6 +109,7 @@ class RedisStore:
             high_marks={k.decode(): float(v) for k, v in res[m].items()},
             population=population,
             outboxes=outboxes,
+            erased={cid for cid, t in zip(customers, gone) if t is not None},
             fitted_at=fitted_at,
         )
 
