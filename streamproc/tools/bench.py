@@ -26,7 +26,9 @@ else the machine does, so they mean something only when ``load_average`` stayed 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import secrets
 import statistics
 import sys
 import threading
@@ -70,6 +72,9 @@ class BenchOptions:
     """The worker's rules file; ``"none"``: no trigger rules at all; None: the default rules."""
     webhook: bool = False
     """Deliver alerts to one local webhook endpoint (``tools.crm``) from the worker."""
+    api_reads: int = 0
+    """Profile reads (``GET /v1/customers/{id}``) to make while the worker applies the backlog."""
+    api_concurrency: int = 8
 
     @property
     def steps(self) -> int:
@@ -219,6 +224,47 @@ class RoundResult:
     noop_rate: float
     worker_rate: float
     latencies: list[float] | None
+    reads: list[float] | None = None
+    """Seconds each profile read took, if the round made them."""
+
+
+class Reads(threading.Thread):
+    """Profile reads against the worker's API over loopback, at ``concurrency``, until ``n`` are made
+    or ``stop`` is set; ``seconds`` of each successful read."""
+
+    def __init__(self, url: str, token: str, ids: list[str], n: int, concurrency: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token, self.ids, self.n, self.concurrency = url, token, ids, n, concurrency
+        self.seconds: list[float] = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._all())
+
+    async def _all(self) -> None:
+        import aiohttp
+
+        left = iter(range(self.n))
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async def one_by_one() -> None:
+                for i in left:
+                    if self.stop.is_set():
+                        return
+                    started = time.perf_counter()
+                    try:
+                        async with session.get(f"{self.url}/v1/customers/{self.ids[i % len(self.ids)]}") as resp:
+                            await resp.read()
+                            ok = resp.status in (200, 404)
+                    except aiohttp.ClientError:
+                        ok = False
+                    if ok:
+                        self.seconds.append(time.perf_counter() - started)
+                    else:
+                        self.errors += 1
+                        await asyncio.sleep(0.05)
+            await asyncio.gather(*(one_by_one() for _ in range(self.concurrency)))
 
 
 def worker_env(opts: BenchOptions, workdir: Path, receiver: CrmReceiver | None) -> dict[str, str]:
@@ -247,14 +293,27 @@ def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptio
         report.step("the do-nothing agent")
         noop = noop_rate(stack, len(events), opts)
         report.step("the worker")
-        worker = start_worker({**stack.env(), **worker_env(opts, workdir, receiver)}, workdir / "worker.log")
+        port, token = free_port(), secrets.token_urlsafe(16)
+        env = {**stack.env(), **worker_env(opts, workdir, receiver), "STREAMPROC_API_TOKENS": orjson.dumps(
+            [{"name": "bench", "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": ["profiles:read"]}]).decode()}
+        worker = start_worker(env, workdir / "worker.log", port)
+        reads = None
+        if opts.api_reads:
+            ids = sorted({e["customer_id"] for e in events})
+            reads = Reads(f"http://127.0.0.1:{port}", token, ids, opts.api_reads, opts.api_concurrency)
+            reads.start()
         try:
             rate = worker_rate(stack, worker, len(events), opts)
+            if reads is not None:
+                reads.stop.set()
+                reads.join(30)
+                report.note(f"{len(reads.seconds):,} profile reads during the run ({reads.errors} failed)")
             report.note(f"do-nothing agent {noop:,.0f} events/s, worker {rate:,.0f} events/s")
+            timed = reads.seconds if reads is not None else None
             if not latency:
-                return RoundResult(noop, rate, None)
+                return RoundResult(noop, rate, None, timed)
             report.step(f"latency at {opts.latency_rate:,.0f} events/s")
-            return RoundResult(noop, rate, latencies(stack, contracts, opts, settings.pseudonymiser()))
+            return RoundResult(noop, rate, latencies(stack, contracts, opts, settings.pseudonymiser()), timed)
         finally:
             stop_process(worker)
 
@@ -291,6 +350,11 @@ def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[
             receiver.stop()
     out = summary(rounds, len(events), opts, settings, load.summary())
     out["rules"] = opts.rules or "default"
+    timed = [s for r in rounds for s in (r.reads or [])]
+    out["api_reads"] = None if not opts.api_reads else {
+        "reads": len(timed), "concurrency": opts.api_concurrency,
+        "p50_ms": _pct(timed, 50) if timed else None,
+        "p99_ms": _pct(timed, 99) if timed else None}
     out["webhooks_received"] = len(receiver.received) if receiver is not None else None
     return out
 
@@ -347,6 +411,10 @@ def print_report(console: Console, r: dict[str, Any]) -> None:
     console.print(f"latency at {r['latency_rate']:,.0f} events/s: p50 {r['p50_ms']:,.0f} ms, "
                   f"p99 {r['p99_ms']:,.0f} ms ({r['latency_events']:,} events)")
     hooks = r.get("webhooks_received")
+    if r.get("api_reads"):
+        a = r["api_reads"]
+        console.print(f"profile reads during the worker runs: {a['reads']:,} at concurrency {a['concurrency']}, "
+                      f"p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms")
     console.print(f"worker rules: {r.get('rules', 'default')}; webhooks: "
                   + ("none" if hooks is None else f"one local endpoint, {hooks:,} requests received"))
     console.print(f"load average (1 min): start {load['start']}, max {load['max']}, end {load['end']} "
