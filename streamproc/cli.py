@@ -865,7 +865,7 @@ def erase(customer_id: str, requested_by: str, wait_s: float) -> None:
     key = customer_id if is_key else s.pseudonymiser().customer(customer_id)
 
     async def send() -> dict:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap(s.kafka_url), acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap(s.kafka_url), acks="all", **s.kafka_security())
         await producer.start()
         try:
             return await erasure.request(producer, topic.name, key,

@@ -8,6 +8,7 @@ then start a broker and a Redis of their own, while ``streamproc worker`` refuse
 from __future__ import annotations
 
 import os
+import ssl
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -94,7 +95,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMPROC_", frozen=True, extra="ignore")
 
     kafka_url: str = Field("", description="Kafka bootstrap servers, e.g. kafka://host:9092 (comma-separated for several).")
-    redis_url: str = Field("", description="Redis URL, e.g. redis://host:6379/0.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How to reach the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL).")
+    kafka_sasl_username: str = Field("", description="SASL user name.")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates "
+                                                            "(default: the system's).")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate, for brokers that require one (mTLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="The client certificate's key.")
+    redis_url: str = Field("", description="Redis URL, e.g. redis://host:6379/0; redis://:PASSWORD@host:6379/0 or "
+                                           "redis://USER:PASSWORD@host:6379/0 (AUTH, ACL users), rediss://... for TLS "
+                                           "(certificates checked against the system's CAs).")
     app_id: str = Field("streamproc", description="Faust app id; also the Kafka consumer group.")
     topics_dir: Path = Field(DEFAULT_TOPICS_DIR, description="Folder holding topics.json and the JSON Schemas.")
     key_prefix: str = Field("sp", description="Prefix of every Redis key streamproc writes.")
@@ -230,6 +243,27 @@ class Settings(BaseSettings):
             snapshot_every=timedelta(days=self.snapshot_every_days),
             triggers=rulefile.load(self.rules_file),
         )
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SSL and SASL_SSL (None for the plaintext protocols)."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        if self.kafka_ssl_certfile:
+            ctx.load_cert_chain(str(self.kafka_ssl_certfile), str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None)
+        return ctx
+
+    def kafka_security(self) -> dict[str, object]:
+        """Keyword arguments of every aiokafka client for the configured protocol (empty for PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        out: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            out |= {"sasl_mechanism": self.kafka_sasl_mechanism, "sasl_plain_username": self.kafka_sasl_username,
+                    "sasl_plain_password": self.kafka_sasl_password.get_secret_value()}
+        if (ctx := self.kafka_ssl_context()) is not None:
+            out["ssl_context"] = ctx
+        return out
 
     def pseudonymiser(self) -> Pseudonymiser:
         return Pseudonymiser(self.pii_secret.get_secret_value().encode(), self.pii_key_version)

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from streamproc.contracts import Contracts
 from streamproc.ops.produce import producer
 from streamproc.runtime.admin import bootstrap
+from streamproc.settings import get_settings
 
 
 async def read_all(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
@@ -31,6 +32,7 @@ async def read_all(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[dict
 async def read_all_raw(kafka_url: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
     """The value bytes of every record of ``topic``, read until none arrives for ``idle_s`` seconds."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(kafka_url), auto_offset_reset="earliest",
+                                **get_settings().kafka_security(),
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     out: list[bytes] = []

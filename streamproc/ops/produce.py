@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from streamproc.contracts import Contracts
 from streamproc.runtime.admin import bootstrap
+from streamproc.settings import get_settings
 
 ProducerRecord = tuple[str, bytes | None, bytes]
 
@@ -33,7 +34,7 @@ def raw_records(contracts: Contracts, pairs: Iterable[tuple[dict[str, Any], byte
 
 
 def producer(kafka_url: str) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap(kafka_url), linger_ms=5, acks="all",
+    return AIOKafkaProducer(bootstrap_servers=bootstrap(kafka_url), linger_ms=5, acks="all", **get_settings().kafka_security(),
                             max_batch_size=256 * 1024)
 
 

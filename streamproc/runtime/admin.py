@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streamproc.contracts import Contracts
+from streamproc.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def bootstrap(kafka_url: str) -> str:
 
 async def create_topics(kafka_url: str, contracts: Contracts) -> list[str]:
     """Create missing topics; returns the names created (existing ones are left as they are)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(kafka_url))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(kafka_url), **get_settings().kafka_security())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -33,6 +33,17 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         producer_acks=-1,
+        broker_credentials=credentials(settings),
     )
     set_fetch_max_wait(app, settings.fetch_max_wait_ms)
     return app
+
+
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's broker credentials for the configured Kafka security protocol (None: plaintext)."""
+    protocol, ctx = settings.kafka_security_protocol, settings.kafka_ssl_context()
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username,
+                                     password=settings.kafka_sasl_password.get_secret_value(),
+                                     mechanism=settings.kafka_sasl_mechanism, ssl_context=ctx)
+    return faust.SSLCredentials(ctx) if ctx is not None else None

@@ -160,7 +160,7 @@ def serve(conn: Connection, settings: Settings) -> None:
 
 
 async def _serve(conn: Connection, settings: Settings) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all", **settings.kafka_security())
     await producer.start()
 
     async def send(topic: str, key: bytes, value: bytes):  # noqa: ANN202 - aiokafka future

@@ -89,7 +89,8 @@ class Reader:
     async def erase(self, key: str, parts: list[int], requested_by: str) -> dict[str, Any]:
         """Publish an erase command (``runtime.erasure``) for ``key``."""
         if self._producer is None:
-            self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.s.kafka_url), acks="all")
+            self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.s.kafka_url), acks="all",
+                                              **self.s.kafka_security())
             await self._producer.start()
         return await erasure.request(self._producer, self.erasure_topic, key, parts, requested_by)
 
@@ -299,7 +300,8 @@ class Health:
 
     async def _broker(self) -> None:
         if self._kafka is None:
-            self._kafka = AIOKafkaClient(bootstrap_servers=bootstrap(self.s.kafka_url), request_timeout_ms=2000)
+            self._kafka = AIOKafkaClient(bootstrap_servers=bootstrap(self.s.kafka_url), request_timeout_ms=2000,
+                                         **self.s.kafka_security())
             await self._kafka.bootstrap()
         await self._kafka.fetch_all_metadata()
 

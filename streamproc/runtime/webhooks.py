@@ -113,7 +113,8 @@ class Deliverer:
         consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=bootstrap(self.s.kafka_url), group_id=self.group,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     session_timeout_ms=int(self.s.broker_session_timeout_s * 1000),
-                                    rebalance_timeout_ms=int(self.s.broker_rebalance_timeout_s * 1000))
+                                    rebalance_timeout_ms=int(self.s.broker_rebalance_timeout_s * 1000),
+                                    **self.s.kafka_security())
         await consumer.start()
         try:
             while True:
