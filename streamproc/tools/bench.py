@@ -73,7 +73,8 @@ class BenchOptions:
     webhook: bool = False
     """Deliver alerts to one local webhook endpoint (``tools.crm``) from the worker."""
     api_reads: int = 0
-    """Profile reads (``GET /v1/customers/{id}``) to make while the worker applies the backlog."""
+    """Most profile reads (``GET /v1/customers/{id}``) to make while the worker applies the backlog:
+    they start once its web server answers and stop when it has applied everything."""
     api_concurrency: int = 8
 
     @property
@@ -226,6 +227,7 @@ class RoundResult:
     latencies: list[float] | None
     reads: list[float] | None = None
     """Seconds each profile read took, if the round made them."""
+    read_span_s: float = 0.0
 
 
 class Reads(threading.Thread):
@@ -238,6 +240,7 @@ class Reads(threading.Thread):
         self.seconds: list[float] = []
         self.errors = 0
         self.stop = threading.Event()
+        self.started = self.ended = 0.0
 
     def run(self) -> None:
         asyncio.run(self._all())
@@ -248,6 +251,14 @@ class Reads(threading.Thread):
         left = iter(range(self.n))
         headers = {"Authorization": f"Bearer {self.token}"}
         async with aiohttp.ClientSession(headers=headers) as session:
+            while not self.stop.is_set():  # from the moment the worker's web server answers
+                try:
+                    async with session.get(f"{self.url}/livez") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            self.started = time.monotonic()
             async def one_by_one() -> None:
                 for i in left:
                     if self.stop.is_set():
@@ -265,6 +276,7 @@ class Reads(threading.Thread):
                         self.errors += 1
                         await asyncio.sleep(0.05)
             await asyncio.gather(*(one_by_one() for _ in range(self.concurrency)))
+            self.ended = time.monotonic()
 
 
 def worker_env(opts: BenchOptions, workdir: Path, receiver: CrmReceiver | None) -> dict[str, str]:
@@ -307,13 +319,16 @@ def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptio
             if reads is not None:
                 reads.stop.set()
                 reads.join(30)
-                report.note(f"{len(reads.seconds):,} profile reads during the run ({reads.errors} failed)")
+                span = max(reads.ended - reads.started, 1e-9)
+                report.note(f"{len(reads.seconds):,} profile reads in {span:.1f}s while the worker ran "
+                            f"({len(reads.seconds) / span:,.0f}/s, {reads.errors} failed)")
             report.note(f"do-nothing agent {noop:,.0f} events/s, worker {rate:,.0f} events/s")
             timed = reads.seconds if reads is not None else None
+            span = reads.ended - reads.started if reads is not None else 0.0
             if not latency:
-                return RoundResult(noop, rate, None, timed)
+                return RoundResult(noop, rate, None, timed, span)
             report.step(f"latency at {opts.latency_rate:,.0f} events/s")
-            return RoundResult(noop, rate, latencies(stack, contracts, opts, settings.pseudonymiser()), timed)
+            return RoundResult(noop, rate, latencies(stack, contracts, opts, settings.pseudonymiser()), timed, span)
         finally:
             stop_process(worker)
 
@@ -353,6 +368,7 @@ def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[
     timed = [s for r in rounds for s in (r.reads or [])]
     out["api_reads"] = None if not opts.api_reads else {
         "reads": len(timed), "concurrency": opts.api_concurrency,
+        "reads_per_s": round(len(timed) / max(sum(r.read_span_s for r in rounds), 1e-9)),
         "p50_ms": _pct(timed, 50) if timed else None,
         "p99_ms": _pct(timed, 99) if timed else None}
     out["webhooks_received"] = len(receiver.received) if receiver is not None else None
