@@ -532,10 +532,12 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 @click.option("--api-reads", default=0, show_default=True, type=click.IntRange(min=0),
               help="Read this many profiles (GET /v1/customers/{id}, loopback, 8 at a time) while the worker "
                    "applies the backlog, in every round; reports their p50 and p99.")
+@click.option("--api-rate", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --api-reads: at most this many reads a second (0: as fast as the worker answers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
 def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int | None, backfill: bool,
           customers: int, days: int, cadence: float, profile: Path | None, rules_file: str | None, webhook: bool,
-          api_reads: int, as_json: bool) -> None:
+          api_reads: int, api_rate: float, as_json: bool) -> None:
     """Measure the worker's events/s against a Faust agent that does nothing, and the latency
     from an event's publication to its output.
 
@@ -568,7 +570,7 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
     if rules_file not in (None, "none") and not Path(rules_file).is_file():
         raise click.BadParameter(f"{rules_file}: no such file (or 'none')", param_hint="--rules")
     opts = BenchOptions(events, latency_events, latency_rate, 11 if seed is None else seed, repeat=repeat,
-                        rules=rules_file, webhook=webhook, api_reads=api_reads)
+                        rules=rules_file, webhook=webhook, api_reads=api_reads, api_rate=api_rate)
     with ProgressReporter(Console(stderr=True), opts.steps) as report:
         result = run_bench(get_settings(), opts, report)
     if as_json:

@@ -83,6 +83,8 @@ class Reader:
         self.view = PopulationView(self.keys, settings.top_spend_fraction, settings.min_population,
                                    settings.segment_margin)
         self._models_version: int | None = None
+        self._population: Population | None = None
+        self._checked = 0.0
         self._producer: AIOKafkaProducer | None = None
         self.erasure_topic, self.erasure_partitions = erasure_topic
 
@@ -98,13 +100,19 @@ class Reader:
         return id_or_key if KEY.match(id_or_key) else self.pseudonyms.customer(id_or_key)
 
     async def population(self) -> Population:
+        """The population reads score against, checked for new model versions at most once a second."""
+        now = time.monotonic()
+        if self._population is not None and now - self._checked < 1.0:
+            return self._population
+        self._checked = now
         version = int(await self.r.hget(self.keys.models, "version") or 0)
         if version != self._models_version:
             self.view.load(await self.r.hgetall(self.keys.models))
             self._models_version = version
         await self.online.refresh()
         fitted = self.view.as_fitted() if self.view.fitted else Population(ltv=self.view.ltv, clusters=self.view.clusters)
-        return self.online.population(fitted)
+        self._population = self.online.population(fitted)
+        return self._population
 
     async def event_time(self) -> datetime | None:
         marks = [float(v) for v in await self.r.hvals(self.keys.watermarks)]

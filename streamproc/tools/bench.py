@@ -76,6 +76,8 @@ class BenchOptions:
     """Most profile reads (``GET /v1/customers/{id}``) to make while the worker applies the backlog:
     they start once its web server answers and stop when it has applied everything."""
     api_concurrency: int = 8
+    api_rate: float = 0.0
+    """Reads a second at most (0: as fast as the worker answers)."""
 
     @property
     def steps(self) -> int:
@@ -234,9 +236,11 @@ class Reads(threading.Thread):
     """Profile reads against the worker's API over loopback, at ``concurrency``, until ``n`` are made
     or ``stop`` is set; ``seconds`` of each successful read."""
 
-    def __init__(self, url: str, token: str, ids: list[str], n: int, concurrency: int) -> None:
+    def __init__(self, url: str, token: str, ids: list[str], n: int, concurrency: int, rate: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.url, self.token, self.ids, self.n, self.concurrency = url, token, ids, n, concurrency
+        self.rate = rate
+        self._next = 0.0
         self.seconds: list[float] = []
         self.errors = 0
         self.stop = threading.Event()
@@ -263,6 +267,9 @@ class Reads(threading.Thread):
                 for i in left:
                     if self.stop.is_set():
                         return
+                    if self.rate:  # at most ``rate`` reads a second, over all the coroutines
+                        self._next = max(self._next, time.monotonic()) + 1 / self.rate
+                        await asyncio.sleep(max(self._next - 1 / self.rate - time.monotonic(), 0.0))
                     started = time.perf_counter()
                     try:
                         async with session.get(f"{self.url}/v1/customers/{self.ids[i % len(self.ids)]}") as resp:
@@ -312,7 +319,7 @@ def run_round(settings: Settings, events: list[dict[str, Any]], opts: BenchOptio
         reads = None
         if opts.api_reads:
             ids = sorted({e["customer_id"] for e in events})
-            reads = Reads(f"http://127.0.0.1:{port}", token, ids, opts.api_reads, opts.api_concurrency)
+            reads = Reads(f"http://127.0.0.1:{port}", token, ids, opts.api_reads, opts.api_concurrency, opts.api_rate)
             reads.start()
         try:
             rate = worker_rate(stack, worker, len(events), opts)
@@ -367,7 +374,7 @@ def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[
     out["rules"] = opts.rules or "default"
     timed = [s for r in rounds for s in (r.reads or [])]
     out["api_reads"] = None if not opts.api_reads else {
-        "reads": len(timed), "concurrency": opts.api_concurrency,
+        "reads": len(timed), "concurrency": opts.api_concurrency, "rate_cap": opts.api_rate or None,
         "reads_per_s": round(len(timed) / max(sum(r.read_span_s for r in rounds), 1e-9)),
         "p50_ms": _pct(timed, 50) if timed else None,
         "p99_ms": _pct(timed, 99) if timed else None}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
@@ -24,18 +25,18 @@ from streamproc.tools.stack import free_port, start_worker, stop_process
 from tests.conftest import FAST_WORKER
 from tests.live import processed, report, wait_for
 
-READER, ANALYST = "reader-token-0123456789", "analyst-token-0123456789"
+READER, ANALYST, DPO = "reader-token-0123456789", "analyst-token-0123456789", "dpo-token-0123456789"
 
 
 def tokens() -> str:
     def entry(name: str, token: str, *scopes: str) -> dict[str, Any]:
         return {"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": list(scopes)}
     return orjson.dumps([entry("crm-agent", READER, "profiles:read", "aggregates:read"),
-                         entry("analyst", ANALYST, "aggregates:read")]).decode()
+                         entry("analyst", ANALYST, "aggregates:read"), entry("dpo", DPO, "customers:erase")]).decode()
 
 
-def get(url: str, token: str | None = None) -> tuple[int, Any, dict[str, str]]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, Any, dict[str, str]]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             body, status, headers = resp.read(), resp.status, dict(resp.headers)
@@ -102,6 +103,14 @@ def test_api_auth_pages_metrics_health_and_schemathesis(kafka_url, redis_url, br
         finally:
             broker_proc().send_signal(signal.SIGCONT)
         wait_for(lambda: get(f"{base}/readyz")[0] == 200, 30, "ready again")
+
+        other = next(e["customer_id"] for e in events if e["customer_id"] != raw)
+        assert get(f"{base}/v1/customers/{other}", READER, "DELETE")[0] == 403
+        status, queued, _ = get(f"{base}/v1/customers/{other}", DPO, "DELETE")
+        assert status == 202 and queued["status"] == "queued"
+        wait_for(lambda: get(f"{base}/v1/customers/{other}", READER)[0] == 404, 30, "the erasure")
+        audit = redis.Redis.from_url(redis_url).hget("sp:audit:erasures", queued["request_id"])
+        assert orjson.loads(audit)["requested_by"] == "dpo" and orjson.loads(audit)["removed"]["profile"] == 1
 
         st = subprocess.run([Path(sys.executable).parent / "schemathesis", "run", f"{base}/v1/openapi.json",
                              "-H", f"Authorization: Bearer {READER}", "--max-examples", "25", "--seed", "1"],
