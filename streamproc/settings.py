@@ -210,6 +210,10 @@ class Settings(BaseSettings):
     erased_events: Literal["suppress", "new_profile"] = Field(
         "suppress", description="Events of an erased customer that arrive after the erasure: suppress (dropped and "
                                 "counted; a hash of the key is kept to know them) or new_profile (they start anew).")
+    api_reads_per_s: float = Field(
+        200.0, ge=0, description="Most profile reads (GET /v1/customers/{id}) a worker serves a second; more get 429 "
+                                 "with Retry-After. The reads run in the worker's event loop: unbounded, 1,366 a second "
+                                 "cut ingestion to 5% in 'streamproc bench --api-reads'. 0: no limit.")
     api_tokens: tuple[ApiToken, ...] = Field(
         (), description="Bearer tokens of the HTTP API: a JSON list of {name, sha256, scopes} "
                         "('streamproc api token' makes one); without any, every /v1 request gets 401.")

@@ -233,12 +233,35 @@ def _pattern(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
+class Bucket:
+    """A token bucket: ``rate`` takes a second on average, bursts of up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.at = rate, rate, 0.0
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate) if self.at else self.tokens
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 # ----- the API -------------------------------------------------------------------------------------
 def api(settings: Settings, reader: Reader) -> web.Application:
     """The ``/v1`` application (mounted on the worker's web server, or served alone in tests)."""
 
+    bucket = Bucket(settings.api_reads_per_s)
+
     @scoped("profiles:read")
     async def customer(request: web.Request) -> web.Response:
+        if not bucket.take(time.monotonic()):
+            return error(429, "too_many_requests", f"this worker serves at most {settings.api_reads_per_s:g} profile "
+                         "reads a second (STREAMPROC_API_READS_PER_S), so that reads never starve ingestion; retry",
+                         {"Retry-After": "1"})
         key = reader.key_of(request.match_info["id"])
         doc = await reader.customer(key)
         if doc is None:
