@@ -54,7 +54,7 @@ def redis_dump(url: str) -> str:
         if kind == b"none":
             continue
         value = {b"hash": r.hgetall, b"zset": lambda k: r.zrange(k, 0, -1, withscores=True),
-                 b"list": lambda k: r.lrange(k, 0, -1), b"string": r.get}[kind](key)
+                 b"list": lambda k: r.lrange(k, 0, -1), b"string": r.get, b"set": r.smembers}[kind](key)
         parts.append(f"{key!r} {value!r}")
     return "\n".join(parts)
 
