@@ -36,6 +36,7 @@ from redis.exceptions import WatchError
 
 from streamproc.records import CustomerErased
 from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.runtime.webhooks import Keys as WebhookKeys
 
 log = logging.getLogger(__name__)
 RANKINGS = ("recency", "frequency", "clv")
@@ -100,8 +101,9 @@ async def _erase_once(client: aioredis.Redis, keys: RedisKeys, key: str, needle:
         recent = await pipe.lrange(keys.recent_alerts, 0, -1)
         fit_keys = [k async for k in client.scan_iter(match=keys.fit_rows("*"), count=1000)]
         fit_rows = [k for k in fit_keys if await client.hexists(k, key)]
-        deliveries = await _deliveries(client, keys, needle)
-        dead = [f for f, v in (await client.hgetall(f"{keys.prefix}:wh:dead")).items() if needle in v]
+        hooks = WebhookKeys(keys.prefix)
+        deliveries = await _deliveries(client, hooks, needle)
+        dead = [f for f, v in (await client.hgetall(hooks.dead)).items() if needle in v]
         removed: Counter[str] = Counter()
         pipe.multi()
         if doc is not None:
@@ -137,11 +139,11 @@ async def _erase_once(client: aioredis.Redis, keys: RedisKeys, key: str, needle:
             if kept_alerts:
                 pipe.rpush(keys.recent_alerts, *kept_alerts)
         for m in deliveries:
-            pipe.zrem(f"{keys.prefix}:wh:pending", m)
-            pipe.delete(f"{keys.prefix}:wh:d:{m}")
+            pipe.zrem(hooks.pending, m)
+            pipe.delete(hooks.delivery(m))
         removed["webhook_deliveries"] = len(deliveries)
         if dead:
-            pipe.hdel(f"{keys.prefix}:wh:dead", *dead)
+            pipe.hdel(hooks.dead, *dead)
         removed["webhook_dead_letters"] = len(dead)
         if suppress:
             pipe.hset(erased_key(keys), tombstone(key), datetime.now(timezone.utc).timestamp())
@@ -150,14 +152,14 @@ async def _erase_once(client: aioredis.Redis, keys: RedisKeys, key: str, needle:
                                     "fit_rows", "recent_alerts", "webhook_deliveries", "webhook_dead_letters")}
 
 
-async def _deliveries(client: aioredis.Redis, keys: RedisKeys, needle: bytes) -> list[str]:
+async def _deliveries(client: aioredis.Redis, hooks: WebhookKeys, needle: bytes) -> list[str]:
     """Pending webhook deliveries whose body names the customer."""
-    members = [m.decode() for m in await client.zrange(f"{keys.prefix}:wh:pending", 0, -1)]
+    members = [m.decode() for m in await client.zrange(hooks.pending, 0, -1)]
     if not members:
         return []
     async with client.pipeline(transaction=False) as pipe:
         for m in members:
-            pipe.hget(f"{keys.prefix}:wh:d:{m}", "body")
+            pipe.hget(hooks.delivery(m), "body")
         bodies = await pipe.execute()
     return [m for m, body in zip(members, bodies) if body and needle in body]
 

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streamproc.runtime.redis_keys import RedisKeys
+from streamproc.runtime.webhooks import Keys as WebhookKeys
 
 OUTPUTS = {"segment_changes": "segments", "alerts": "alerts", "examples": "training-examples", "dead_lettered": "dead-letter"}
 DIMENSIONS = ("lifecycle", "rfm", "value", "cluster")
@@ -78,7 +79,7 @@ class Metrics:
             pipe.hgetall(self.keys.stats)
             for dim in DIMENSIONS:
                 pipe.hgetall(self.keys.segments(dim))
-            pipe.hgetall(f"{self.keys.prefix}:wh:stats")
+            pipe.hgetall(WebhookKeys(self.keys.prefix).stats)
             pipe.hmget(self.keys.online_models, "version", "figures")
             pipe.hget(self.keys.models, "version")
             res = await pipe.execute()
