@@ -26,10 +26,12 @@ from streamproc.features.population import FitGrid, FitRow, row
 from streamproc.frozen import replace
 from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange, Suppressed
 from streamproc.state import sessions
-from streamproc.state.profile import Profile, apply_event, new_profile
+from streamproc.state.profile import Mark, Profile, apply_event, new_profile
 
 Output = SegmentChange | Alert | Example | Suppressed
 E = TypeVar("E")
+HISTORY = 20
+"""Lines of history a profile keeps (``remember``)."""
 
 
 @dataclass
@@ -176,6 +178,26 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     return p, out + fired, False
 
 
+def remember(p: Profile, outputs: Iterable[Output], keep: int = HISTORY) -> Profile:
+    """``p`` with the lifecycle changes and alerts among ``outputs`` added to its history (the last ``keep``).
+
+    >>> from datetime import timezone
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> p = new_profile(Click("e1", "c", at, "s", "/", "page_view"))
+    >>> p = remember(p, [SegmentChange("c", at, "lifecycle", "new", "active", "second visit", "e1")])
+    >>> p.history
+    (Mark(at=datetime.datetime(2026, 1, 5, 0, 0, tzinfo=datetime.timezone.utc), kind='stage', what='new > active', why='second visit'),)
+    """
+    marks = [Mark(o.ts, "stage", f"{o.old or '-'} > {o.new}", o.reason)
+             for o in outputs if isinstance(o, SegmentChange) and o.dimension == "lifecycle"]
+    marks += [Mark(o.ts, "alert", o.rule, o.severity + (", held out" if o.held_out else "")) for o in outputs
+              if isinstance(o, Alert)]
+    if not marks:
+        return p
+    marks.sort(key=lambda m: m.at)
+    return replace(p, history=(*p.history, *marks)[-keep:])
+
+
 def _itself(item: Any) -> Any:
     return item
 
@@ -220,7 +242,7 @@ def apply_batch(
         if dup:
             result.duplicates.append(item)
             continue
-        current[event.customer_id] = result.profiles[event.customer_id] = p
+        current[event.customer_id] = result.profiles[event.customer_id] = remember(p, out)
         result.outputs += out
         result.rows += rows
         result.applied += 1
@@ -235,6 +257,7 @@ def sweep(profiles: Mapping[str, Profile], now: Mapping[str, datetime], pop: Pop
     result: BatchResult[Any] = BatchResult()
     for cid, p in profiles.items():
         new, out = expire(p, now[cid], pop, rules)
+        new = remember(new, out)
         if out or new is not p:
             if new.visits is not p.visits:
                 result.rows += fit_rows(p, now[cid], grid, rules)

@@ -84,6 +84,9 @@ class Changes:
     rejected: list[Rejection] = field(default_factory=list)
     fit_rows: list[tuple[datetime, FitRow]] = field(default_factory=list)
     """Rows of the customers the batch moved past a fit time not fitted yet (``features.population``)."""
+    hourly: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    """Counts per event-time hour (epoch seconds of its start): ``flow:<old>><new>`` lifecycle
+    changes and ``alert:<rule>`` alerts (``hourly``); the dashboard's history over event time."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,30 @@ def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None],
         started_at=batch.started_at, stats=stats, partitions=batch.partitions,
         high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in batch.partitions},
         hold=hold, release=waiting.held, stored=profiles, outbox=outbox, records=records, rejected=rejected,
-        fit_rows=result.rows + swept.rows,
+        fit_rows=result.rows + swept.rows, hourly=hourly(outputs),
     )
+
+
+def hourly(outputs: Iterable[Output]) -> dict[int, Counter[str]]:
+    """Lifecycle changes (``flow:<old>><new>``, ``old`` empty for a new customer) and alerts
+    (``alert:<rule>``, held-out ones included) per event-time hour.
+
+    >>> from datetime import timezone
+    >>> at = datetime(2026, 1, 5, 10, 30, tzinfo=timezone.utc)
+    >>> hourly([SegmentChange("c", at, "lifecycle", "active", "at_risk", "quiet", None),
+    ...         SegmentChange("c", at, "rfm", "a", "b", "", None)])
+    {1767607200: Counter({'flow:active>at_risk': 1})}
+    """
+    out: dict[int, Counter[str]] = {}
+    for o in outputs:
+        if isinstance(o, SegmentChange) and o.dimension == "lifecycle":
+            name = f"flow:{o.old or ''}>{o.new}"
+        elif isinstance(o, Alert):
+            name = f"alert:{o.rule}"
+        else:
+            continue
+        out.setdefault(int(o.ts.timestamp()) // 3600 * 3600, Counter())[name] += 1
+    return out
 
 
 def _account(result: BatchResult[Consumed], intake: Intake) -> tuple[list[Rejection], Counter[str]]:

@@ -54,6 +54,28 @@ def health_record(ex: Example, drift: Drift, version: int) -> dict[str, Any]:
     }
 
 
+HISTORY = 2000
+"""Points ``RedisKeys.models_history`` keeps (one per published version)."""
+
+
+def history_point(figures: dict[str, Any], version: int, published_at: float, event_ts: str | None) -> dict[str, Any]:
+    """A published version's headline figures (rolling windows, with the baselines on the same
+    labels, and drift counts): one point of the dashboard's model charts."""
+    churn, sat = figures.get("churn", {}), figures.get("satisfaction", {})
+    rolling, srolling = churn.get("rolling", {}), sat.get("rolling", {})
+    return {
+        "version": version, "published_at": published_at, "event_ts": event_ts,
+        "churn": {"labels": churn.get("labels"), "served_auc": churn.get("served", {}).get("rolling_auc"),
+                  "model_auc": rolling.get("auc"), "ece": rolling.get("ece"),
+                  "baselines": {k: v.get("auc") for k, v in rolling.get("baselines", {}).items()},
+                  "candidate": churn.get("served", {}).get("candidate"),
+                  "drifts": churn.get("drift", {}).get("detections", 0)},
+        "satisfaction": {"labels": sat.get("labels"), "mae": srolling.get("mae"),
+                         "baseline_mae": srolling.get("mean_baseline_mae"),
+                         "drifts": sat.get("drift", {}).get("detections", 0)},
+    }
+
+
 class Learner:
     """Owns ``LearnerState`` for the worker that holds the training partition."""
 
@@ -67,6 +89,7 @@ class Learner:
         self.version = 0
         self._since_publish = 0
         self._published_at = time.monotonic()
+        self._event_ts: str | None = None
         self._lock = asyncio.Lock()
 
     async def _load(self) -> None:
@@ -136,6 +159,7 @@ class Learner:
                     continue
                 drift = self.state.learn(ex)
                 self._since_publish += 1
+                self._event_ts = str(ex.ts)
                 if drift is not None:
                     log.warning("drift in the %s model: error %.3f -> %.3f after %d labels", ex.model,
                                 drift.mean_before, drift.mean_after, drift.at_count)
@@ -170,11 +194,14 @@ class Learner:
         assert self.state is not None
         self.version += 1
         self.state.churn.version = self.state.satisfaction.version = self.version
+        figures, now = self.state.figures(), time.time()
         pipe.hset(self.keys.online_models, mapping={
             "version": self.version, "churn": self.state.churn.dumps(),
-            "satisfaction": self.state.satisfaction.dumps(), "figures": orjson.dumps(self.state.figures()),
-            "published_at": time.time(),
+            "satisfaction": self.state.satisfaction.dumps(), "figures": orjson.dumps(figures),
+            "published_at": now,
         })
+        pipe.rpush(self.keys.models_history, orjson.dumps(history_point(figures, self.version, now, self._event_ts)))
+        pipe.ltrim(self.keys.models_history, -HISTORY, -1)
         self._since_publish, self._published_at = 0, time.monotonic()
         log.info("online models version %d published (%d churn, %d satisfaction examples learned)", self.version,
                  self.state.churn.learned, self.state.satisfaction.learned)

@@ -39,6 +39,11 @@ class RedisKeys:
                                            cluster)
     ``P:stats``                    hash    counters (``in:<topic>``, applied, duplicates, ...)
     ``P:recent:alerts``            list    the latest alerts as JSON, newest first
+    ``P:hourly:<H>``               hash    counts of event-time hour H (epoch s): ``flow:<old>><new>``
+                                           lifecycle changes, ``alert:<rule>`` alerts (``plan.hourly``)
+    ``P:hourly``                   zset    the hours that have counts, by hour
+    ``P:models:history``           list    one JSON point per published online model version
+                                           (metrics, baselines, drifts; the dashboard's model charts)
     ============================== ======= ===============================================
     """
 
@@ -110,6 +115,14 @@ class RedisKeys:
     @property
     def recent_alerts(self) -> str:
         return f"{self.prefix}:recent:alerts"
+
+    def hourly(self, hour: int | None = None) -> str:
+        """The counts of one event-time hour, or (``None``) the index of hours (``plan.hourly``)."""
+        return f"{self.prefix}:hourly" if hour is None else f"{self.prefix}:hourly:{hour}"
+
+    @property
+    def models_history(self) -> str:
+        return f"{self.prefix}:models:history"
 
     def members(self, dimension: str, value: str) -> str:
         """Set of the customers in one segment (``GET /v1/segments/{dimension}/{value}/customers``)."""

@@ -30,6 +30,16 @@ OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """One line of a customer's history: a lifecycle change (``kind`` "stage") or an alert ("alert")."""
+
+    at: datetime
+    kind: str
+    what: str
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Rfm:
     """RFM scores 1-5 (5 best) and the named segment they map to (``decisions.rfm``)."""
 
@@ -134,6 +144,8 @@ class Profile:
     snapshot_at: datetime | None = None
     # trigger rules (decisions.triggers)
     triggers: TriggerMemory = EMPTY
+    history: tuple[Mark, ...] = ()
+    """The latest lifecycle changes and alerts, newest last (``pipeline.remember``)."""
     seen: tuple[str, ...] = ()
 
     @property

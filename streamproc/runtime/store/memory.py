@@ -58,6 +58,7 @@ class Memory:
     segments: dict[str, Counter[str]] = field(default_factory=dict)
     members: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     recent_alerts: list[dict[str, Any]] = field(default_factory=list)
+    hourly: dict[int, Counter[str]] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
     fit_rows: dict[float, dict[str, FitRow]] = field(default_factory=dict)
     first_event: float | None = None
@@ -120,6 +121,8 @@ class MemoryStore:
             raise Conflict(f"partitions {sorted(guard.writes)} were written since the guard was opened")
         self._write_profiles(ch)
         self._write_outputs(ch.outputs)
+        for hour, counts in ch.hourly.items():
+            self.state.hourly.setdefault(hour, Counter()).update(counts)
         self._write_buffer(ch.hold, ch.release)
         self._write_partitions(ch)
         self._write_stats(ch)

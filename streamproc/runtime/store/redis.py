@@ -186,6 +186,7 @@ class RedisStore:
             pipe.multi()
             docs = self._write_profiles(pipe, ch)
             self._write_outputs(pipe, ch.outputs)
+            self._write_hourly(pipe, ch.hourly)
             self._write_buffer(pipe, ch.hold, ch.release)
             self._write_fit_rows(pipe, ch)
             for p in ch.partitions:
@@ -260,6 +261,13 @@ class RedisStore:
         first = [p.first_seen.timestamp() for cid, p in ch.profiles.items() if ch.stored.get(cid) is None]
         if first:
             pipe.zadd(self.keys.first_event, {"first": min(first)}, lt=True)
+
+    def _write_hourly(self, pipe: aioredis.client.Pipeline, hourly: Mapping[int, Mapping[str, int]]) -> None:
+        for hour, counts in hourly.items():
+            for name, n in counts.items():
+                pipe.hincrby(self.keys.hourly(hour), name, n)
+        if hourly:
+            pipe.zadd(self.keys.hourly(), {str(h): h for h in hourly})
 
     def _write_buffer(self, pipe: aioredis.client.Pipeline, hold: Iterable[Held], release: Iterable[Held]) -> None:
         added: dict[int, dict[bytes, float]] = {}
