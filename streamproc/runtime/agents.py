@@ -19,7 +19,7 @@ from aiokafka.errors import IllegalStateError
 
 from streamproc.contracts import Contracts
 from streamproc.eventtime import tp_key
-from streamproc.runtime import assemble, erasure, web
+from streamproc.runtime import assemble, dashboard, erasure, web
 from streamproc.runtime.learner import Learner
 from streamproc.runtime.metrics import Lag, Metrics
 from streamproc.runtime.offload import Highwater, OffloadedProcessor
@@ -87,8 +87,9 @@ def _assigned(app: faust.App, inputs: set[str]) -> list[int]:
 
 def serve_http(app: faust.App, settings: Settings, contracts: Contracts, processor: OffloadedProcessor,
                inputs: set[str], applied: Applied) -> Metrics:
-    """The customer API under ``/v1``, ``/livez``, ``/readyz`` and ``/metrics`` on the worker's own web
-    server (``runtime.web``, ``runtime.metrics``); returns the metrics the agent feeds."""
+    """The customer API under ``/v1``, the dashboard under ``/dashboard/``, ``/livez``, ``/readyz`` and
+    ``/metrics`` on the worker's own web server (``runtime.web``, ``runtime.dashboard``,
+    ``runtime.metrics``); returns the metrics the agent feeds."""
     client = assemble.redis_client(settings)
     health = web.Health(settings, client, lambda: len(_assigned(app, inputs)), lambda: bool(app.rebalancing),
                         processor.alive)
@@ -96,7 +97,14 @@ def serve_http(app: faust.App, settings: Settings, contracts: Contracts, process
     server = app.web.web_app
     erase_topic = contracts.one("erasure")
     reader = web.Reader(settings, client, (erase_topic.name, erase_topic.partitions))
+    server.add_routes(dashboard.routes())  # before the sub-app, whose prefix would take /dashboard
     server.add_subapp("/v1", web.api(settings, reader))
+
+    async def clusters() -> object:
+        return (await reader.population()).clusters
+
+    board = dashboard.Aggregator(client, assemble.redis_keys(settings), inputs, lambda: _lag(app, inputs, applied), clusters)
+    server.add_subapp("/dashboard", dashboard.app(board, web.auth_middleware(settings)))
     server.add_routes(web.health_routes(health) + web.metrics_routes(metrics))
     return metrics
 

@@ -180,9 +180,13 @@ class Reader:
 
 
 # ----- auth and errors -------------------------------------------------------------------------
-def scoped(scope: str | None) -> Callable[[Handler], Handler]:
+def scoped(scope: str | None, query_token: bool = False) -> Callable[[Handler], Handler]:
+    """Mark a handler with the scope it needs; with ``query_token`` the token may also come as the
+    ``access_token`` query parameter (RFC 6750, section 2.3), for clients that cannot send headers
+    (a browser's ``EventSource``)."""
     def mark(fn: Handler) -> Handler:
         fn.scope = scope  # type: ignore[attr-defined]
+        fn.query_token = query_token  # type: ignore[attr-defined]
         return fn
     return mark
 
@@ -198,7 +202,10 @@ def auth_middleware(settings: Settings) -> Any:
             scope = getattr(handler, "scope", None)
             if scope is not None:
                 header = request.headers.get("Authorization", "")
-                token = tokens.get(hashlib.sha256(header[7:].encode()).hexdigest()) if header[:7].lower() == "bearer " else None
+                given = header[7:] if header[:7].lower() == "bearer " else None
+                if given is None and getattr(handler, "query_token", False):
+                    given = request.query.get("access_token")
+                token = tokens.get(hashlib.sha256(given.encode()).hexdigest()) if given else None
                 if token is None:
                     why = "no API tokens are configured (STREAMPROC_API_TOKENS)" if not tokens else \
                           "send 'Authorization: Bearer <token>' with a valid token"
