@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,14 +104,18 @@ def topics_list() -> None:
               help="With --crm: share of delivered cart_abandoned alerts whose customer comes back to buy.")
 @click.option("--crm-window", "crm_window_days", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="With --crm: days after an alert in which a purchase counts as a conversion.")
+@click.option("--stay", is_flag=True,
+              help="After the summary, keep the worker and the stack running (Ctrl-C stops them), to look around "
+                   "the dashboard and the API.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
 def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: float, dirty: bool, crm: bool,
-         crm_effect: float, crm_window_days: float, as_json: bool) -> None:
+         crm_effect: float, crm_window_days: float, stay: bool, as_json: bool) -> None:
     """Start the dev stack and a worker, stream generated events through them and show
     events/s per topic, customers, lifecycle segments and the latest alerts, live.
 
-    Exits by itself once --events events are processed, stopping everything it started.
-    With --crm, alerts also go as signed webhooks to a local CRM receiver that brings back
+    Prints the URL of the live dashboard (with a token made for this run) first. Exits by
+    itself once --events events are processed, stopping everything it started; --stay keeps
+    it all running until Ctrl-C. With --crm, alerts also go as signed webhooks to a local CRM receiver that brings back
     some customers, and the demo ends with 'streamproc uplift' on the rule cart_abandoned
     (50% of its customers held out): the effect shows; with --crm-effect 0 it does not.
     """
@@ -123,11 +128,26 @@ def demo(events: int, days: int, seed: int, customers: int | None, timeout_s: fl
     if crm and customers is None:
         customers = 600  # enough customers with an abandoned cart in both arms for the uplift to judge
     opts = DemoOptions(events, days, seed, customers, timeout_s, dirty, crm, crm_effect, crm_window_days)
-    result = run_demo(get_settings(), opts, console)
-    if as_json:
-        click.echo(orjson.dumps(result).decode())
-    else:
-        print_summary(console, result)
+
+    def show(result: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(orjson.dumps(result).decode())
+        else:
+            print_summary(console, result)
+
+    def stay_until_interrupted(result: dict[str, Any]) -> None:
+        show(result)
+        console.print(f"still running: dashboard at {result['dashboard']} - Ctrl-C stops everything", soft_wrap=True,
+                      highlight=False)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+    result = run_demo(get_settings(), opts, console, stay_until_interrupted if stay else None)
+    if not stay:
+        show(result)
 
 
 @cli.command()

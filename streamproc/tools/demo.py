@@ -7,15 +7,18 @@ JSON on the last line of stdout with ``--json``). Everything started is stopped 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import math
+import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from rich.console import Console, Group
 from rich.live import Live
 from rich.pretty import Pretty
@@ -31,7 +34,7 @@ from streamproc.tools import uplift
 from streamproc.tools.crmloop import RULE, Loop, key_map
 from streamproc.tools.dev import prepare
 from streamproc.tools.generate import event_pairs
-from streamproc.tools.stack import Stack, scratch_dir, start_worker, stop_process
+from streamproc.tools.stack import Stack, free_port, scratch_dir, start_worker, stop_process
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ class DemoOptions:
     crm: bool = False
     crm_effect: float = 0.5
     crm_window_days: float = 3.0
+
+
+def with_dashboard_token(env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` with one more API token, ``demo-dashboard`` (aggregates:read, profiles:read), made for
+    this run only and never written anywhere; the token itself, for the dashboard's URL."""
+    token = secrets.token_urlsafe(18)
+    entry = {"name": "demo-dashboard", "sha256": hashlib.sha256(token.encode()).hexdigest(),
+             "scopes": ["aggregates:read", "profiles:read"]}
+    tokens = orjson.loads(env.get("STREAMPROC_API_TOKENS") or "[]") + [entry]
+    return {**env, "STREAMPROC_API_TOKENS": orjson.dumps(tokens).decode()}, token
 
 
 def customers_for(events: int, days: int, seed: int) -> int:
@@ -150,14 +163,19 @@ def sample_profile(stack: Stack, settings: Settings, raw_id: str) -> dict[str, A
                                    for k, v in asdict(p).items() if k != "seen"}
 
 
-def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[str, Any]:
+def run_demo(settings: Settings, opts: DemoOptions, console: Console,
+             linger: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the demo; ``linger(result)``, if given, runs before anything is stopped (``--stay``)."""
     contracts = load_contracts(settings.topics_dir)
     records, sample_id = demo_records(opts, contracts)
     started = time.monotonic()
     with scratch_dir("streamproc-demo-") as workdir, prepare(settings, workdir) as stack:
         loop = Loop(stack.kafka_url, contracts, key_map(records, settings), opts.crm_effect).start() if opts.crm else None
-        env = {**stack.env(), **(loop.env(workdir) if loop else {})}
-        worker = start_worker(env, workdir / "worker.log")
+        env, token = with_dashboard_token({**stack.env(), **(loop.env(workdir) if loop else {})})
+        port = free_port()
+        worker = start_worker(env, workdir / "worker.log", port)
+        dashboard = f"http://127.0.0.1:{port}/dashboard/?token={token}"
+        console.print(f"dashboard (while the demo runs): {dashboard}", soft_wrap=True, highlight=False)
         console.print(f"worker log: {workdir / 'worker.log'}" if loop else "")
         try:
             pub = Publisher(stack.kafka_url, records)
@@ -166,6 +184,9 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> dict[st
             result = summary(snap, time.monotonic() - started, sample_profile(stack, settings, sample_id))
             if loop is not None:
                 result["crm"] = close_loop(loop, stack, settings, contracts, len(records), opts, console)
+            result["dashboard"] = dashboard
+            if linger is not None:
+                linger(result)
             return result
         finally:
             stop_process(worker)

@@ -79,3 +79,7 @@ def test_the_installed_wheel_finds_its_topic_contracts(tmp_path: Path) -> None:
     declared = sorted(p.name for p in (REPO / "topics" / "schemas").glob("*.json"))
     assert sorted(line.rsplit("schema=", 1)[1] for line in listed.splitlines()) == declared
     assert list(outside.iterdir()) == []
+    with zipfile.ZipFile(wheel) as z:  # the dashboard and its chart library travel in the package
+        static = sorted(n.split("static/", 1)[1] for n in z.namelist() if "/runtime/static/" in n)
+    assert static == ["dashboard.css", "dashboard.html", "dashboard.js", "vendor/uPlot.LICENSE",
+                      "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"], static
