@@ -116,9 +116,9 @@ function drawModels() {
   if (!pts.length) return;
   const x = pts.map((p) => p.version);
   const baselines = Object.keys(pts[pts.length - 1].churn.baselines || {});
-  plot("c-auc", ["served", "model", ...baselines],
+  plot("c-auc", ["served", "model", ...baselines, "calibration error (ECE)"],
        [x, pts.map((p) => p.churn.served_auc), pts.map((p) => p.churn.model_auc),
-        ...baselines.map((b) => pts.map((p) => (p.churn.baselines || {})[b] ?? null))],
+        ...baselines.map((b) => pts.map((p) => (p.churn.baselines || {})[b] ?? null)), pts.map((p) => p.churn.ece)],
        { time: false, digits: 3, xLabel: "model version" });
   plot("c-mae", ["model", "running mean"],
        [x, pts.map((p) => p.satisfaction.mae), pts.map((p) => p.satisfaction.baseline_mae)],
