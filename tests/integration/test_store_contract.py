@@ -161,3 +161,16 @@ def test_the_population_is_ranked_over_the_profiles_written(make: MakeStore) -> 
     assert pop.top_spend == 16.0  # the 5th largest spend: the 4 above it are the top 20% of 20 customers
     assert pop.monetary is not None and pop.monetary.size == 20 and pop.frequency is not None
     assert pop.recency is not None and pop.recency.size == 20
+
+
+def test_hourly_counts_add_up_across_batches(make: MakeStore) -> None:
+    async def scenario(store: Store) -> dict[int, dict[str, int]]:
+        await write(store, changes(hourly={3600: {"flow:>new": 2, "alert:r": 1}}))
+        await write(store, changes(hourly={3600: {"flow:>new": 1}, 7200: {"flow:new>active": 1}}))
+        if isinstance(store, RedisStore):
+            hours = [int(h) for h in await store.r.zrange(store.keys.hourly(), 0, -1)]
+            return {h: {k.decode(): int(v) for k, v in (await store.r.hgetall(store.keys.hourly(h))).items()}
+                    for h in hours}
+        return {h: dict(c) for h, c in store.state.hourly.items()}  # type: ignore[attr-defined]
+
+    assert run(make, scenario) == {3600: {"flow:>new": 3, "alert:r": 1}, 7200: {"flow:new>active": 1}}
