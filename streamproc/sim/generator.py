@@ -5,11 +5,12 @@ Out: ``generate(config)`` yields clickstream, purchase and feedback events as
      JSON-ready dicts in event-time order (``ts`` ascending) that validate against
      ``topics/schemas/clickstream.v1.json``, ``purchases.v1.json`` and
      ``feedback.v1.json``; ``ground_truth(config)`` returns the hidden structure
-     behind the same stream, one ``CustomerTruth`` per customer id.
+     behind the same stream, one ``CustomerTruth`` per customer id, ``bundles(config)``
+     the SKUs bought together and ``taste_favourites`` the SKUs a taste favours.
 
 Only the standard library is used.  All randomness comes from ``random.Random``
-instances seeded from ``config.seed`` (two per customer, one for the catalogue,
-one for the persona assignment), so the same config always yields the same
+instances seeded from ``config.seed`` (three per customer, one each for the
+catalogue, the tastes, the bundles and the persona assignment), so the same config always yields the same
 byte-identical stream and a different seed yields a different one.
 
 Hidden structure (the numbers are the constants below)
@@ -78,6 +79,22 @@ browser 0.005, declining 0.
   log-uniform ``.99`` prices per category; 25 % are discounted by 15-50 %.
   Discounted products and the cheapest 30 % of a category are bargains.
   Popularity within a list is Zipf-like (weight 1 / rank^0.8).
+* Tastes: each customer has one of ``TASTES`` (4) hidden tastes, drawn uniformly.  A taste
+  is a permutation of every shelf (bargains among bargains, the others among the others)
+  applied to each drawn product, so customers of one taste favour the same SKUs and those
+  of another taste other ones, with the same Zipf-like concentration.
+* Bundles: per category, three pairs and a triple of SKUs (``bundles(config)``).  When a
+  bundle's SKU joins a cart or a store order, with probability ``BUNDLE_P`` (0.8) its
+  partners take the places of the next new products of that order (so only orders with
+  room get them); carted products are viewed just before, so partners are viewed in the
+  same session too.  Tastes and bundles draw from their own random streams and only
+  change which SKU a drawn product shows (``_Basket``): the number and times of events,
+  cart sizes and every other choice are those of the catalogue without them.
+* Taste shift (``GeneratorConfig.taste_shift_at``, off by default): from that fraction of
+  the window on, every ``TASTE_SHIFT_PERSONA`` (loyal) customer replaces their second
+  favourite category with another one, drawn per customer; a visit that starts after the
+  shift uses the new favourites.  ``CustomerTruth.shift`` holds the time, old and new
+  category.
 
 Streaming: every customer is a lazy timeline yielding one sorted batch per visit
 (its events plus the feedback it triggers); the timelines are merged on
@@ -91,7 +108,7 @@ import heapq
 import math
 import random
 from bisect import bisect, bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any, Iterator
@@ -138,6 +155,10 @@ CATEGORIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
 }
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
 SKUS_PER_CATEGORY = 50
+TASTES = 4
+BUNDLES_PER_CATEGORY = (2, 2, 2, 3)
+BUNDLE_P = 0.8
+TASTE_SHIFT_PERSONA = "loyal"
 
 TEXT_BANKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "positive": (
@@ -180,6 +201,9 @@ class GeneratorConfig:
     """How often customers visit (and so buy), as a multiple of each persona's rate: 1 is the
     personas' own (regulars visit several times a week), 0.25 about a quarter as often (the
     loyal buy about monthly). Drift, churn and the catalogue are unchanged."""
+    taste_shift_at: float | None = None
+    """When (a fraction of the window) customers of ``TASTE_SHIFT_PERSONA`` swap their second
+    favourite category for another one (``CustomerTruth.shift``); None: tastes never change."""
 
     def __post_init__(self) -> None:
         if not 0 < self.cadence <= 10:
@@ -190,6 +214,17 @@ class GeneratorConfig:
             raise ValueError("days must be >= 1")
         if self.start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
+        if self.taste_shift_at is not None and not 0 < self.taste_shift_at < 1:
+            raise ValueError("taste_shift_at must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class TasteShift:
+    """From ``at`` on, the customer picks ``new`` where they picked their favourite ``old``."""
+
+    at: datetime
+    old: str
+    new: str
 
 
 @dataclass(frozen=True)
@@ -201,6 +236,8 @@ class CustomerTruth:
     signup: datetime  # first activity
     last_active: datetime  # time of the customer's last generated event
     churned: bool  # True for drifting customers who stopped before the end
+    taste: int = 0  # which of the TASTES orders the customer's shelves
+    shift: TasteShift | None = None
 
 
 # ----- behaviour profiles ------------------------------------------------------------
@@ -331,6 +368,33 @@ def _catalogue(seed: int) -> dict[str, _Shelf]:
     return {name: _shelf(rng, name, 1000 + i * SKUS_PER_CATEGORY) for i, name in enumerate(CATEGORY_NAMES)}
 
 
+def _tastes(seed: int, catalogue: dict[str, _Shelf]) -> tuple[dict[str, _Product], ...]:
+    """Per taste, the product each drawn product stands for: a permutation of every shelf that
+    keeps bargains among bargains, so a taste reorders popularity and leaves prices' spread."""
+    rng = random.Random(f"{seed}:tastes")
+    tastes: list[dict[str, _Product]] = []
+    for _ in range(TASTES):
+        mapping: dict[str, _Product] = {}
+        for shelf in catalogue.values():
+            bargains = {p.sku for p in shelf.bargains}
+            for group in (list(shelf.bargains), [p for p in shelf.products if p.sku not in bargains]):
+                mapping.update(zip((p.sku for p in group), rng.sample(group, len(group))))
+        tastes.append(mapping)
+    return tuple(tastes)
+
+
+def _bundles(seed: int, catalogue: dict[str, _Shelf]) -> dict[str, tuple[_Product, ...]]:
+    """Each bundle SKU -> the other SKUs of its bundle (pairs and a triple per category)."""
+    rng = random.Random(f"{seed}:bundles")
+    partners: dict[str, tuple[_Product, ...]] = {}
+    for shelf in catalogue.values():
+        chosen = rng.sample(shelf.products, sum(BUNDLES_PER_CATEGORY))
+        for size in BUNDLES_PER_CATEGORY:
+            bundle, chosen = chosen[:size], chosen[size:]
+            partners.update((p.sku, tuple(q for q in bundle if q is not p)) for p in bundle)
+    return partners
+
+
 # ----- customers ---------------------------------------------------------------------
 def _persona_list(config: GeneratorConfig) -> list[str]:
     """Personas with exact shares (largest remainder), shuffled by the seed."""
@@ -363,6 +427,13 @@ class _Customer:
     horizon: int  # no event at or after this time
     drift: float  # decline starts here (infinite for non-drifting customers)
     tau: float  # decay time constant of the decline
+    taste: int
+    shift: tuple[int, str] | None  # (time, new second favourite) of a taste shift
+
+    def favourites_at(self, t: int) -> tuple[str, str]:
+        if self.shift is None or t < self.shift[0]:
+            return self.favourites
+        return self.favourites[0], self.shift[1]
 
 
 def _signup(rng: random.Random, days: int) -> int:
@@ -389,15 +460,21 @@ def _customer(config: GeneratorConfig, index: int, persona: str) -> _Customer:
     if persona == "drifting":
         stop, drift, tau = _drift_plan(rng, signup, window)
     first, second = rng.sample(CATEGORY_NAMES, 2)
+    currency = _weighted(rng, tuple((code, weight) for code, weight, _ in CURRENCIES))
+    device = _weighted(rng, DEVICES)
+    taste = rng.randrange(TASTES)
+    shift = None
+    if config.taste_shift_at is not None and persona == TASTE_SHIFT_PERSONA:
+        others = [c for c in CATEGORY_NAMES if c not in (first, second)]
+        shift = (int(config.taste_shift_at * window), rng.choice(others))
     return _Customer(
         index, customer_id, persona, seed,
-        currency=_weighted(rng, tuple((code, weight) for code, weight, _ in CURRENCIES)),
-        device=_weighted(rng, DEVICES),
+        currency=currency, device=device,
         ip=f"{IP_PREFIXES[(index // 254) % 3]}.{index % 254 + 1}",
         email=f"{customer_id.lower()}@example.com",
         phone=f"+44 7700 900{number % 1000:03d}",
         favourites=(first, second),
-        signup=signup, horizon=min(stop, window), drift=drift, tau=tau,
+        signup=signup, horizon=min(stop, window), drift=drift, tau=tau, taste=taste, shift=shift,
     )
 
 
@@ -412,6 +489,8 @@ class _World:
         self.window = config.days * DAY_MS
         self.cadence = config.cadence
         self.catalogue = _catalogue(config.seed)
+        self.tastes = _tastes(config.seed, self.catalogue)
+        self.bundles = _bundles(config.seed, self.catalogue)
         self.customers = [_customer(config, i, p) for i, p in enumerate(_persona_list(config))]
         self.dates: dict[int, str] = {}
 
@@ -444,13 +523,16 @@ class _Sim:
     """Produces the events of one customer as sorted batches, one batch per visit."""
 
     __slots__ = ("c", "cid", "index", "ip", "world", "catalogue", "rng", "random", "weekday0", "base",
-                 "declining", "limits", "signup_day", "batch", "n", "sessions", "orders", "hour", "prefix")
+                 "declining", "limits", "signup_day", "batch", "n", "sessions", "orders", "hour", "prefix",
+                 "taste", "picks", "favourites")
 
     def __init__(self, customer: _Customer, world: _World) -> None:
         self.c = customer
         self.cid, self.index, self.ip = customer.customer_id, customer.index, customer.ip
         self.world, self.catalogue = world, world.catalogue
+        self.taste, self.favourites = world.tastes[customer.taste], customer.favourites
         self.rng = random.Random(customer.seed)
+        self.picks = random.Random(f"{customer.seed}:items")
         self.random = self.rng.random
         self.weekday0 = world.start.weekday()
         self.hour, self.prefix = -1, ""  # the last formatted hour and its "YYYY-MM-DDTHH:"
@@ -531,6 +613,7 @@ class _Sim:
     def session(self, t: int) -> int:
         """Generate one session starting at ``t``; returns the time of its last event."""
         rng, prof = self.rng, self.profile(t)
+        self.favourites = self.c.favourites_at(t)
         self.sessions += 1
         device = self.c.device if rng.random() < 0.8 else _weighted(rng, DEVICES)
         s = _Session(f"{self.cid}-s{self.sessions}", device, t)
@@ -606,10 +689,14 @@ class _Sim:
         """One of the two favourite categories (70 %) or any category."""
         r = self.random()
         if r < 0.7:
-            return self.c.favourites[0 if r < 0.35 else 1]
+            return self.favourites[0 if r < 0.35 else 1]
         return CATEGORY_NAMES[int(self.random() * len(CATEGORY_NAMES))]
 
     def product(self, category: str, bargain_p: float) -> _Product:
+        """A product of ``category`` as the customer's taste orders the shelf (``draw``)."""
+        return self.taste[self.draw(category, bargain_p).sku]
+
+    def draw(self, category: str, bargain_p: float) -> _Product:
         """A product of ``category`` by popularity; a bargain with probability ``bargain_p``."""
         shelf, rand = self.catalogue[category], self.random
         if rand() < bargain_p:
@@ -628,13 +715,14 @@ class _Sim:
 
     def shop(self, s: _Session, prof: _Profile) -> None:
         """Fill the cart, maybe remove one product, then check out or abandon."""
-        rng = self.rng
+        rng, basket = self.rng, _Basket(self)
         for _ in range(_between(rng, 1, prof.max_items)):
-            product = self.product(self.category(), prof.bargain_p)
+            drawn = self.draw(self.category(), prof.bargain_p)
+            product = s.cart[drawn.sku][0] if drawn.sku in s.cart else basket.take(drawn)
             quantity = _cum_pick(rng, prof.quantity_cum) + 1
             self.click(s, "page_view", product.page)
             self.cart_event(s, "add_to_cart", product.page, product, quantity)
-            s.cart.setdefault(product.sku, [product, 0])[1] += quantity
+            s.cart.setdefault(drawn.sku, [product, 0])[1] += quantity
         if len(s.cart) >= 2 and rng.random() < 0.12:
             product, quantity = s.cart.pop(rng.choice(sorted(s.cart)))
             self.cart_event(s, "remove_from_cart", "/cart", product, quantity)
@@ -652,11 +740,13 @@ class _Sim:
 
     def store_visit(self, t: int) -> int:
         """An in-store purchase at ``t`` (no session); returns ``t``."""
-        rng, prof = self.rng, self.profile(t)
+        rng, prof, basket = self.rng, self.profile(t), _Basket(self)
+        self.favourites = self.c.favourites_at(t)
         items: dict[str, tuple[_Product, int]] = {}
         for _ in range(_between(rng, 1, 3)):
-            product = self.product(self.category(), prof.bargain_p)
-            items[product.sku] = (product, _cum_pick(rng, prof.quantity_cum) + 1)
+            drawn = self.draw(self.category(), prof.bargain_p)
+            product = items[drawn.sku][0] if drawn.sku in items else basket.take(drawn)
+            items[drawn.sku] = (product, _cum_pick(rng, prof.quantity_cum) + 1)
         self.purchase(t, list(items.values()), "store")
         return t
 
@@ -696,6 +786,38 @@ class _Sim:
             event["order_id"] = order_id
         if t < self.c.horizon:
             self.emit(t, event)
+
+
+class _Basket:
+    """The products of one cart or store order: each drawn product as the customer's taste
+    maps it, except that a bundle's partners (``BUNDLE_P``) take the places of the next new
+    draws. Places are swapped (a transposition of fresh products), never shared, so distinct
+    draws stay distinct products and the customer's draws, and events, are those of a
+    catalogue without tastes or bundles; only which SKUs they show changes."""
+
+    __slots__ = ("sim", "swaps", "used", "pending")
+
+    def __init__(self, sim: _Sim) -> None:
+        self.sim = sim
+        self.swaps: dict[str, _Product] = {}
+        self.used: set[str] = set()
+        self.pending: list[_Product] = []
+
+    def take(self, drawn: _Product) -> _Product:
+        """The product a draw not yet in the basket becomes."""
+        product = self.sim.taste[drawn.sku]
+        product = self.swaps.get(product.sku, product)
+        if self.pending and product.sku not in self.swaps:
+            partner = self.pending.pop(0)
+            if partner.sku not in self.used and partner.sku not in self.swaps:
+                self.swaps[product.sku], self.swaps[partner.sku] = partner, product
+                product = partner
+        self.used.add(product.sku)
+        partners = self.sim.world.bundles.get(product.sku)
+        if partners and self.sim.picks.random() < BUNDLE_P:
+            waiting = {p.sku for p in self.pending}
+            self.pending += [p for p in partners if p.sku not in self.used and p.sku not in waiting]
+        return product
 
 
 def _feedback_text(rng: random.Random, rating: int) -> str:
@@ -763,7 +885,22 @@ def ground_truth(config: GeneratorConfig) -> dict[str, CustomerTruth]:
             first = batch[0][0] if first < 0 else first
             last = max(last, batch[-1][0])
         churned = customer.persona == "drifting" and world.window - last >= churn_gap
+        shift = None if customer.shift is None else TasteShift(
+            world.timestamp(customer.shift[0]), customer.favourites[1], customer.shift[1])
         truth[customer.customer_id] = CustomerTruth(
             customer.customer_id, customer.persona, world.timestamp(first), world.timestamp(last), churned,
+            customer.taste, shift,
         )
     return truth
+
+
+def bundles(config: GeneratorConfig) -> list[tuple[str, ...]]:
+    """The catalogue's bundles (SKUs bought together), each sorted, in SKU order."""
+    partners = _bundles(config.seed, _catalogue(config.seed))
+    return sorted({tuple(sorted((sku, *(p.sku for p in others)))) for sku, others in partners.items()})
+
+
+def taste_favourites(config: GeneratorConfig, taste: int, category: str, n: int) -> list[str]:
+    """The ``n`` SKUs of ``category`` that customers of ``taste`` pick most (bargains aside)."""
+    world = _World(replace(config, customers=0))
+    return [world.tastes[taste][p.sku].sku for p in world.catalogue[category].products[:n]]

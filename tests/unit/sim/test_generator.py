@@ -16,7 +16,18 @@ from typing import Any, Callable
 import fastjsonschema
 import pytest
 
-from streamproc.sim.generator import TEXT_BANKS, CustomerTruth, GeneratorConfig, generate, ground_truth
+from streamproc.sim.generator import (
+    CATEGORIES,
+    TASTE_SHIFT_PERSONA,
+    TASTES,
+    TEXT_BANKS,
+    CustomerTruth,
+    GeneratorConfig,
+    bundles,
+    generate,
+    ground_truth,
+    taste_favourites,
+)
 from tests.builders import REPO
 
 SCHEMAS = REPO / "topics" / "schemas"
@@ -312,6 +323,8 @@ def test_config_rejects_invalid_values() -> None:
         GeneratorConfig(customers=-1)
     with pytest.raises(ValueError):
         GeneratorConfig(start=datetime(2026, 1, 5))
+    with pytest.raises(ValueError):
+        GeneratorConfig(taste_shift_at=1.0)
 
 
 def test_cadence_scales_how_often_customers_visit_and_buy() -> None:
@@ -323,3 +336,58 @@ def test_cadence_scales_how_often_customers_visit_and_buy() -> None:
         assert 0.15 < monthly[kind] / weekly[kind] < 0.4, (kind, monthly[kind], weekly[kind])
     with pytest.raises(ValueError, match="cadence"):
         GeneratorConfig(cadence=0)
+
+
+# ----- items: tastes, bundles and the taste shift -------------------------------------
+SHIFTED = GeneratorConfig(customers=300, days=120, seed=5, taste_shift_at=0.5)
+
+
+@pytest.fixture(scope="module")
+def shifted() -> Stream:
+    events = list(generate(SHIFTED))
+    return Stream(events, [datetime.fromisoformat(e["ts"]) for e in events], ground_truth(SHIFTED))
+
+
+def _skus(order: Event) -> set[str]:
+    return {line["sku"] for line in order["items"]}
+
+
+def test_bundle_partners_are_bought_in_the_same_order_when_it_has_room(stream: Stream) -> None:
+    partners = {sku: set(b) - {sku} for b in bundles(DEFAULT) for sku in b}
+    assert len(partners) == 8 * 9
+    with_room = [e for e in stream.events if e["type"] == "purchase"
+                 and any(line["sku"] in partners for line in e["items"][:-1])]
+    together = sum(any(partners.get(s, set()) & _skus(e) for s in _skus(e)) for e in with_room)
+    assert together > 0.7 * len(with_room)
+
+
+def test_customers_of_one_taste_buy_the_skus_their_taste_favours(stream: Stream) -> None:
+    favoured = {t: {sku for c in CATEGORIES for sku in taste_favourites(DEFAULT, t, c, 5)} for t in range(TASTES)}
+    bought: Counter[tuple[int, bool]] = Counter()
+    for e in stream.events:
+        if e["type"] == "purchase":
+            taste = stream.truth[e["customer_id"]].taste
+            for sku in _skus(e):
+                bought[taste, sku in favoured[taste]] += 1
+                bought[-1, sku in favoured[(taste + 1) % TASTES]] += 1
+    own = bought[0, True] + bought[1, True] + bought[2, True] + bought[3, True]
+    assert own > 2.5 * bought[-1, True]
+
+
+def test_no_taste_shifts_by_default(stream: Stream) -> None:
+    assert all(t.shift is None for t in stream.truth.values())
+
+
+def test_after_the_shift_the_persona_buys_from_its_new_category_instead_of_the_old(shifted: Stream) -> None:
+    truth = shifted.truth
+    movers = {cid for cid, t in truth.items() if t.shift is not None}
+    assert movers == {cid for cid, t in truth.items() if t.persona == TASTE_SHIFT_PERSONA}
+    share: Counter[tuple[bool, str]] = Counter()
+    for t, e in zip(shifted.times, shifted.events):
+        shift = truth[e["customer_id"]].shift
+        if e["type"] == "purchase" and shift is not None:
+            after = t >= shift.at
+            for line in e["items"]:
+                share[after, "old" if line["category"] == shift.old else
+                      "new" if line["category"] == shift.new else "other"] += 1
+    assert share[False, "old"] > 3 * share[False, "new"] and share[True, "new"] > 3 * share[True, "old"]
