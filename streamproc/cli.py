@@ -350,6 +350,9 @@ def evaluate(customers: int, days: int, seed: int, cadence: float, holdout_days:
     predicting the running mean. Metrics are prequential (predict, then learn), printed over
     event time and as a final table, and plotted to the --plot file if one is given; without
     --plot the command writes no file.
+    Next-best offers: before each order (before each new item, in a stream without orders),
+    the item model's top 5 and 10 offers and the most popular items not bought, each scored
+    by hit rate, precision, recall and catalogue coverage ("recommendations" in --json).
 
     The default is a generated year: churn labels mature one horizon after their snapshot,
     and the generator's churners stop between 45% and 75% of the way through, so a short

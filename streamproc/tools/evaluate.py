@@ -3,8 +3,9 @@
 In: a generated history (``GeneratorConfig``) or a history file read through the replay
 mapping (``streamproc.tools.replay``). Out: ``Evaluation`` - the metrics over event time (one row
 per ``step_days``), the final figures of the models and of the baselines on the same matured
-labels; as text (``render``), a table of the metrics over event time and one of the final
-figures; on request (``plot``), a PNG plot of AUC and MAE over event time.
+labels, and the next-best offers' figures (``tools.recoeval``); as text (``render``), a table
+of the metrics over event time, one of the final figures and those of the offers; on request
+(``plot``), a PNG plot of AUC and MAE over event time.
 
 The events go through the worker's decoder and pure pipeline, one event-time step at a time;
 the examples whose labels mature are learned by the same ``LearnerState`` the runtime learner
@@ -42,6 +43,8 @@ from streamproc.settings import Settings
 from streamproc.sim.generator import GeneratorConfig
 from streamproc.state import purchases
 from streamproc.state.profile import Profile
+from streamproc.tools import recoeval
+from streamproc.tools.recoeval import Recommendations
 
 Progress = Callable[[int, int], None]
 
@@ -53,6 +56,7 @@ class Evaluation:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     events: int = 0
+    recommendations: Recommendations | None = None
 
     def final(self) -> dict[str, Any]:
         """The headline figures (the keys of ``--json``)."""
@@ -65,6 +69,7 @@ class Evaluation:
             "satisfaction_r2": sat["r2"], "mean_baseline_mae": sat["mean_baseline_mae"],
             "labels_matured": churn["labels"], "churn_positives": churn["positives"],
             "satisfaction_labels": sat["labels"], "events": self.events,
+            **({"recommendations": self.recommendations.to_dict()} if self.recommendations else {}),
         }
 
 
@@ -127,8 +132,11 @@ class Replayed:
 
 def evaluate(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
              progress: Progress | None = None) -> Evaluation:
-    """Run ``events`` (in event-time order) through the pipeline and the learner; see the module docstring."""
-    return replay(events, settings, step_days, refit_days, progress).evaluation
+    """Run ``events`` (in event-time order) through the pipeline and the learner, and the item model
+    (``tools.recoeval``); see the module docstring."""
+    out = replay(events, settings, step_days, refit_days, progress).evaluation
+    out.recommendations = recoeval.evaluate(events)
+    return out
 
 
 def replay(events: list[InputEvent], settings: Settings, step_days: float = 1.0, refit_days: float = 7.0,
@@ -182,8 +190,10 @@ def _row(at: datetime, state: LearnerState) -> dict[str, Any]:
 
 
 def render(ev: Evaluation) -> Group:
-    """The metrics over event time (about twelve rows) and the final figures, as two tables."""
-    return Group(_timeline_table(ev.timeline), _final_table(ev.final()))
+    """The metrics over event time (about twelve rows) and the final figures, as two tables, and
+    the next-best offers' figures over event time and overall."""
+    tables = [_timeline_table(ev.timeline), _final_table(ev.final())]
+    return Group(*tables, *([recoeval.render(ev.recommendations)] if ev.recommendations else []))
 
 
 def _timeline_table(timeline: list[dict[str, Any]]) -> Table:
