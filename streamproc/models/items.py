@@ -68,8 +68,11 @@ the open session's basket (``basket_cap`` SKUs): about 1.5 KB as JSON at most.
 Offers
 ------
 The score of a candidate ``b`` is ``sum(recency ** i * co(a_i, b) / popularity(a_i))`` over the
-customer's recent items ``a_0, a_1, ...`` (most recent first, ``recency`` 0.8: the tenth item
-counts 0.13 of the first), over the ``neighbours`` (20) heaviest neighbours of each. Items the
+customer's recent items ``a_0, a_1, ...`` (most recent first, ``recency`` 0.9: the tenth item
+counts 0.39 of the first), over the ``neighbours`` (20) heaviest neighbours of each. In
+``streamproc evaluate`` (hit rate at 10), 0.9 rather than 0.8 gave 9.5 % instead of 9.1 % on
+the generated year, 10.6 % instead of 9.8 % at cadence 0.25, and 6.0 % instead of 6.1 % on
+MovieLens; 50 neighbours instead of 20 added at most half a point and cost about 15-40 % more. Items the
 customer bought are left out unless buying again is normal for them (``repurchase``); items
 the customer only viewed or carted stay in (a viewed item not bought is a good offer). When
 co-occurrence finds fewer than ``k``, the most popular items not left out fill the list, with
@@ -113,7 +116,7 @@ class ItemParams:
     basket_cap: int = 20
     trim: int = 100
     neighbours: int = 20
-    recency: float = 0.8
+    recency: float = 0.9
     recent: int = 10
     bought: int = 50
     rebase_exponent: float = 500.0

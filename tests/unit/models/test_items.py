@@ -169,7 +169,7 @@ def test_offers_leave_out_bought_items_unless_buying_again_is_normal() -> None:
 def test_more_recent_items_weigh_more() -> None:
     t = table(increments(["A", "X"], day(0), DAILY), increments(["B", "Y"], day(0), DAILY))
     got = offers(["B", "A"], (), t.view("AB", 0).neighbours, Popularity({"A": 1.0, "B": 1.0}, []), 2)
-    assert [(o.item, o.score) for o in got] == [("Y", 1.0), ("X", 0.8)]
+    assert [(o.item, o.score) for o in got] == [("Y", 1.0), ("X", 0.9)]
 
 
 def test_the_baseline_is_the_most_popular_not_bought() -> None:
