@@ -211,7 +211,7 @@ def increments(basket_items: Iterable[str], ts: datetime, params: ItemParams) ->
     """The increments of one whole basket at ``ts``: every distinct item's popularity, and the
     pairs of its first ``basket_cap`` items."""
     distinct, w = list(dict.fromkeys(basket_items)), weight(ts, params)
-    paired = distinct[:params.basket_cap]
+    paired = basket(distinct, params.basket_cap)
     return Increments(dict.fromkeys(distinct, w), {(a, b): w for a in paired for b in paired if a != b})
 
 
@@ -288,7 +288,7 @@ def step(recent: RecentItems, event: Click | Purchase,
     opens that session's basket, empty unless the click adds its SKU.
     """
     if isinstance(event, Purchase):
-        skus = basket((line.sku for line in event.items), params.basket_cap)
+        skus = list(dict.fromkeys(line.sku for line in event.items))
         recent = RecentItems(_touch(recent.items, skus, event.ts.timestamp(), params.recent),
                              _front(recent.bought, skus, params.bought), recent.session, recent.basket)
         return recent, increments(skus, event.ts, params)

@@ -199,3 +199,9 @@ def test_offers_follow_a_taste_shift_within_a_few_of_the_customers_events() -> N
             moved[e.customer_id] = seen[e.customer_id]
     assert len(shifts) == 75 and set(moved) == set(shifts)
     assert max(moved.values()) <= 40 and sorted(moved.values())[len(moved) // 2] <= 10
+
+
+def test_an_order_beyond_the_cap_counts_every_item_in_popularity() -> None:
+    order = Purchase("1", "C", day(0), "o1", tuple(Item(f"S{i}", 1, 1.0) for i in range(30)), 30.0, "EUR")
+    r, inc = step(RecentItems(), order, DAILY)
+    assert len(inc.popularity) == 30 and len(inc.co) == 20 * 19 and len(r.items) == 10 and len(r.bought) == 30
