@@ -38,8 +38,9 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from streamproc.models.items import ItemParams, ItemTable, ItemView, RecentItems, offers, popular, rebase, step
+from streamproc.models.items import ItemTable, ItemView, offers, popular
 from streamproc.records import Click, InputEvent, Purchase
+from streamproc.state.items import ItemParams, RecentItems, rebase, step
 
 KS = (5, 10)
 METHODS = ("recommender", "popularity")

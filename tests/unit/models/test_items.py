@@ -12,23 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamproc.errors import ConfigError
-from streamproc.models.items import (
-    Increments,
-    ItemParams,
-    ItemTable,
-    Popularity,
-    RecentItems,
-    added,
-    increments,
-    merge,
-    observe,
-    offers,
-    popular,
-    rebase,
-    step,
-)
+from streamproc.models.items import ItemTable, Popularity, offers, popular
 from streamproc.records import Click, Item, Purchase
 from streamproc.sim.generator import GeneratorConfig, ground_truth
+from streamproc.state.items import Increments, ItemParams, RecentItems, added, increments, merge, observe, rebase, step
 from streamproc.tools.earlywarning import decoded_events
 from tests.builders import SETTINGS
 
