@@ -25,7 +25,7 @@ from streamproc.decisions.rules import Population, Rules
 from streamproc.features.population import FitGrid, FitRow, row
 from streamproc.frozen import replace
 from streamproc.records import Alert, Click, Example, Feedback, InputEvent, Purchase, SegmentChange, Suppressed
-from streamproc.state import sessions
+from streamproc.state import items, sessions
 from streamproc.state.profile import Mark, Profile, apply_event, new_profile
 
 Output = SegmentChange | Alert | Example | Suppressed
@@ -46,6 +46,8 @@ class BatchResult(Generic[E]):
     failed: list[tuple[E, str]] = field(default_factory=list)
     rows: list[tuple[datetime, FitRow]] = field(default_factory=list)
     """``(fit time, row)`` of each fit time a changed customer moved past (``features.population``)."""
+    items: list[items.Increments] = field(default_factory=list)
+    """What the applied events add to the item model's counters (``state.items``), event by event."""
 
 
 def _transition(p: Profile, t: lifecycle.Transition, cause: str | None) -> tuple[Profile, SegmentChange, Trigger]:
@@ -145,8 +147,15 @@ def _visit(visits: sessions.Sessions, event: InputEvent, rules: Rules) -> tuple[
 
 def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) -> tuple[Profile, list[Output], bool]:
     """One event for one customer: ``(profile, outputs, was_duplicate)``."""
+    p, out, dup, _ = stepped(p, event, pop, rules)
+    return p, out, dup
+
+
+def stepped(p: Profile | None, event: InputEvent, pop: Population, rules: Rules
+            ) -> tuple[Profile, list[Output], bool, items.Increments | None]:
+    """``step``, and what the event adds to the item model's counters (None: nothing)."""
     if p is not None and event.event_id in p.seen:
-        return p, [], True
+        return p, [], True, None
     out: list[Output] = []
     if p is None:
         p = new_profile(event)
@@ -155,6 +164,10 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     before = p
     visits, emitted = _visit(p.visits, event, rules)
     p = apply_event(p, event, rules.dedupe_window, visits)
+    counted = None
+    if rules.items is not None and isinstance(event, (Click, Purchase)):
+        recent, counted = items.step(p.items, event, rules.items)
+        p = replace(p, items=recent)
     trigs = _carts(emitted)
     p, examples = learning.on_activity(p, event.ts, rules)
     out += examples
@@ -173,9 +186,9 @@ def step(p: Profile | None, event: InputEvent, pop: Population, rules: Rules) ->
     if alerts.kind_of(event) in rules.triggers.by_trigger:
         trigs.append(alerts.of_event(event))
     if not trigs:
-        return p, out, False
+        return p, out, False, counted
     p, fired = triggers.fire(p, trigs, pop, rules)
-    return p, out + fired, False
+    return p, out + fired, False, counted
 
 
 def remember(p: Profile, outputs: Iterable[Output], keep: int = HISTORY) -> Profile:
@@ -234,7 +247,7 @@ def apply_batch(
         event = event_of(item)
         before = current.get(event.customer_id)
         try:
-            p, out, dup = step(before, event, pop, rules)
+            p, out, dup, counted = stepped(before, event, pop, rules)
             rows = fit_rows(before, event.ts, grid, rules) if before is not None and not dup else []
         except Exception as exc:  # a bug must cost one event (dead-lettered), not the stream
             result.failed.append((item, f"{type(exc).__name__}: {exc}"))
@@ -245,6 +258,8 @@ def apply_batch(
         current[event.customer_id] = result.profiles[event.customer_id] = remember(p, out)
         result.outputs += out
         result.rows += rows
+        if counted is not None and (counted.popularity or counted.co):
+            result.items.append(counted)
         result.applied += 1
     return result
 

@@ -27,6 +27,7 @@ from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Held, Intake, dead_letter, release, utc
 from streamproc.pipeline import BatchResult, Output, apply_batch, sweep
 from streamproc.records import Alert, Example, SegmentChange, Suppressed
+from streamproc.state.items import Increments, merge
 from streamproc.state.profile import Profile
 
 ROLE = {SegmentChange: "segments", Alert: "alerts", Example: "training"}
@@ -84,6 +85,8 @@ class Changes:
     rejected: list[Rejection] = field(default_factory=list)
     fit_rows: list[tuple[datetime, FitRow]] = field(default_factory=list)
     """Rows of the customers the batch moved past a fit time not fitted yet (``features.population``)."""
+    items: Increments = field(default_factory=Increments)
+    """The batch's increments of the item model's counters, summed (``state.items.merge``)."""
     hourly: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     """Counts per event-time hour (epoch seconds of its start): ``flow:<old>><new>`` lifecycle
     changes and ``alert:<rule>`` alerts (``hourly``); the dashboard's history over event time."""
@@ -144,7 +147,7 @@ def plan(batch: Batch, waiting: Waiting, profiles: Mapping[str, Profile | None],
         started_at=batch.started_at, stats=stats, partitions=batch.partitions,
         high_marks={tp: ts for tp, ts in intake.high.items() if partition_of(tp) in batch.partitions},
         hold=hold, release=waiting.held, stored=profiles, outbox=outbox, records=records, rejected=rejected,
-        fit_rows=result.rows + swept.rows, hourly=hourly(outputs),
+        fit_rows=result.rows + swept.rows, hourly=hourly(outputs), items=merge(result.items),
     )
 
 

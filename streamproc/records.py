@@ -155,6 +155,9 @@ class Alert:
     held_out: bool = False
     control: str | None = None
     deliver_at: datetime | None = None
+    offers: tuple[dict[str, Any], ...] = ()
+    """The customer's next-best offers when the rule fired (``item``, ``score``, ``reason``,
+    ``source``): the recommended action."""
 
     @property
     def event_id(self) -> str:
@@ -170,6 +173,7 @@ class Alert:
             "reasons": [{"feature": f, "contribution": c, "direction": d} for f, c, d in self.reasons],
             "models": self.models, "destinations": list(self.destinations), "held_out": self.held_out,
             "control": self.control, "deliver_at": None if self.deliver_at is None else self.deliver_at.isoformat(),
+            "offers": [dict(o) for o in self.offers],
             "cause_event_id": self.cause_event_id,
         }
 

@@ -22,6 +22,7 @@ from streamproc.decisions import rulefile
 from streamproc.decisions.rules import Rules
 from streamproc.ingest.decode import Decoder, TimeBounds
 from streamproc.ingest.pseudonym import Pseudonymiser
+from streamproc.state.items import ItemParams
 from streamproc.state.sessions import SessionRules
 
 DEV_SECRET = "streamproc-development-secret"
@@ -224,6 +225,14 @@ class Settings(BaseSettings):
     top_spend_fraction: float = Field(0.2, gt=0, le=1, description="Share of customers by spend counted as top spenders.")
     min_population: int = Field(10, ge=1, description="Customers with spend needed before spend ranks are used.")
     dedupe_window: int = Field(64, ge=1, description="Event ids remembered per customer to drop resent events.")
+    offers: bool = Field(True, description="Learn item co-occurrence from sessions and orders and offer each customer "
+                                           "the items they are likeliest to take next (false: neither).")
+    offers_per_customer: int = Field(3, ge=1, le=50, description="Offers a profile read (API, 'streamproc profile') "
+                                                                  "and an alert carry.")
+    item_half_life_days: float = Field(30.0, gt=0, description="Half-life, in event-time days, of what a basket "
+                                                                "teaches the item model (tastes move).")
+    offer_repurchase: tuple[str, ...] = Field((), description="Glob patterns of SKUs customers normally buy again "
+                                                              "(JSON list, e.g. [\"FOOD-*\"]): offered though bought.")
 
     def rules(self) -> Rules:
         """The thresholds the decision functions read."""
@@ -246,6 +255,8 @@ class Settings(BaseSettings):
             churn_label_after=timedelta(days=self.churn_label_days),
             snapshot_every=timedelta(days=self.snapshot_every_days),
             triggers=rulefile.load(self.rules_file),
+            items=ItemParams(half_life=timedelta(days=self.item_half_life_days)) if self.offers else None,
+            offers=self.offers_per_customer, repurchase=self.offer_repurchase,
         )
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:

@@ -52,11 +52,11 @@ def processor(contracts: Contracts, store: MemoryStore | RedisStore, send: Any, 
 
 def failing_on(monkeypatch: pytest.MonkeyPatch, event_id: str) -> None:
     """Processing the event ``event_id`` (a key, as decoded) raises."""
-    step = streamproc.pipeline.step
+    stepped = streamproc.pipeline.stepped
 
     def buggy(p, event, pop, rules):  # noqa: ANN001, ANN202
         if event.event_id == event_id:
             raise ValueError("bad state")
-        return step(p, event, pop, rules)
+        return stepped(p, event, pop, rules)
 
-    monkeypatch.setattr(streamproc.pipeline, "step", buggy)
+    monkeypatch.setattr(streamproc.pipeline, "stepped", buggy)

@@ -16,6 +16,7 @@ from typing import Any
 
 from streamproc.decisions import learning
 from streamproc.decisions.rules import Population, Rules
+from streamproc.models.items import Offer, offers_for
 from streamproc.state.profile import ChurnScore, Profile
 
 TRIGGERS = ("purchase", "feedback", "click", "lifecycle_change", "segment_change", "score_change",
@@ -38,11 +39,12 @@ class Trigger:
 class Scene:
     """What one rule evaluation reads: the profile, the population, the thresholds, the trigger."""
 
-    __slots__ = ("p", "pop", "rules", "trigger", "_churn")
+    __slots__ = ("p", "pop", "rules", "trigger", "_churn", "_offers")
 
     def __init__(self, p: Profile, pop: Population, rules: Rules, trigger: Trigger) -> None:
         self.p, self.pop, self.rules, self.trigger = p, pop, rules, trigger
         self._churn: ChurnScore | None = None
+        self._offers: list[Offer] | None = None
 
     @property
     def now(self) -> datetime:
@@ -53,6 +55,14 @@ class Scene:
         if self._churn is None:
             self._churn = learning.churn_as_of(self.p, self.now, self.pop, self.rules)
         return self._churn
+
+    def offers(self) -> list[Offer]:
+        """The customer's next-best offers from the item counters the batch read (none without them)."""
+        if self._offers is None:
+            view = self.pop.items
+            self._offers = [] if view is None or self.rules.items is None else \
+                offers_for(self.p.items, view, self.rules.offers, self.rules.repurchase)
+        return self._offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,13 @@ _ATTRS = [
          lambda s: s.p.value.clv if s.p.value else None, model="ltv"),
     Attr("expected_purchases", "number", "BG/NBD expected orders over the horizon",
          lambda s: s.p.value.expected_purchases if s.p.value else None, model="ltv"),
+    # next-best offer (models.items)
+    Attr("offer", "string", "the item to offer first (co-occurrence with the recent items, else popular), or absent",
+         lambda s: s.offers()[0].item if s.offers() else None, model="items"),
+    Attr("offer_score", "number", "the first offer's co-occurrence score (0: a popular item, not a learned one)",
+         lambda s: s.offers()[0].score if s.offers() else None, model="items"),
+    Attr("offer_source", "string", "where the first offer comes from: co_occurrence or popularity",
+         lambda s: s.offers()[0].source if s.offers() else None, model="items"),
     # the triggering event's own fields
     _event("event.total", "number", "order total, base currency", "purchase"),
     _event("event.units", "number", "units in the order, or in the abandoned cart", "purchase", "cart_abandoned"),

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from streamproc.state.items import ItemParams
 from streamproc.state.sessions import SessionRules
 
 if TYPE_CHECKING:
     from streamproc.decisions.rfm import Bounds
     from streamproc.decisions.triggers import RuleSet
     from streamproc.models.clusters import ClusterModel
+    from streamproc.models.items import ItemView
     from streamproc.models.ltv import LtvParams
     from streamproc.models.online import ChurnModel, SatisfactionModel
 
@@ -45,6 +47,12 @@ class Rules:
     snapshot_every: timedelta
     triggers: RuleSet
     """The trigger rules in force (``decisions.triggers``); the processor swaps in a published version."""
+    items: ItemParams | None = None
+    """The item model's parameters (``state.items``); None: no item counting, no offers."""
+    offers: int = 3
+    """Offers a profile read and an alert carry."""
+    repurchase: tuple[str, ...] = ()
+    """Glob patterns of SKUs that customers normally buy again (offered though bought)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,8 @@ class Population:
     clusters: ClusterModel | None = None
     churn: ChurnModel | None = None
     satisfaction: SatisfactionModel | None = None
+    items: ItemView | None = None
+    """What the store read of the item counters for the batch's customers' recent items (offers)."""
 
     def is_top_spender(self, spend: float) -> bool:
         return self.top_spend is not None and spend > 0 and spend > self.top_spend

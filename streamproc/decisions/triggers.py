@@ -261,6 +261,8 @@ def _alert(rule: Rule, s: Scene, facts: list[Fact], rs: RuleSet) -> Alert:
         rule_version=rule.version, ruleset_version=rs.version, ruleset_digest=rs.digest, trigger=s.trigger.kind,
         action=rule.action, facts=tuple(facts), reasons=reasons, models=models, destinations=rule.destinations,
         held_out=control is not None, control=control,
+        offers=tuple({"item": o.item, "score": round(o.score, 4), "reason": o.reason, "source": o.source}
+                     for o in s.offers()),
     )
 
 

@@ -56,8 +56,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
-from streamproc.state.items import Increments, ItemParams, Rebase, Weighted
+from streamproc.state.items import Increments, ItemParams, Rebase, RecentItems, Weighted
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,25 @@ def offers(recent: Sequence[str], bought: Collection[str], neighbours: Mapping[s
                  "that held it", "co_occurrence") for b, score in ranked]
     chosen = {o.item for o in out}
     return _fill(out, popularity.top, k, lambda item: item not in chosen and (item not in bought or again(item)))
+
+
+def offers_for(recent: RecentItems, view: ItemView, k: int, repurchase: Sequence[str] = ()) -> list[Offer]:
+    """A customer's top ``k`` offers from what ``view`` read of the counters; SKUs matching a
+    ``repurchase`` glob pattern are offered though bought.
+
+    >>> from datetime import datetime, timezone
+    >>> from streamproc.state.items import increments
+    >>> t, at = ItemTable(ItemParams()), datetime(2026, 3, 1, tzinfo=timezone.utc)
+    >>> t.apply(increments(["tea", "cups", "FOOD-1"], at, t.params))
+    >>> mine = RecentItems(items=(("tea", at.timestamp()),), bought=("FOOD-1", "tea"))
+    >>> [o.item for o in offers_for(mine, t.view(mine.skus, 5), 3)]
+    ['cups']
+    >>> [o.item for o in offers_for(mine, t.view(mine.skus, 5), 3, ["FOOD-*"])]
+    ['FOOD-1', 'cups']
+    """
+    def again(sku: str) -> bool:
+        return any(fnmatchcase(sku, pattern) for pattern in repurchase)
+    return offers(recent.skus, set(recent.bought), view.neighbours, view.popularity, k, again, params=view.params)
 
 
 def popular(bought: Collection[str], top: Sequence[Weighted], k: int,

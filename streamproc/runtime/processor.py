@@ -45,6 +45,7 @@ from streamproc.ingest.decode import Decoded, Decoder
 from streamproc.ingest.pseudonym import Pseudonymiser
 from streamproc.ordering import Consumed, Verdict, applied_offsets, fresh, intake
 from streamproc.plan import Batch, Changes, Loaded, Outgoing, Outlets, missing, plan
+from streamproc.records import Click, Purchase
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.refit import Refitter
 from streamproc.runtime.rulebook import RuleBook
@@ -151,9 +152,11 @@ class Processor:
         if not (records or waiting.held or waiting.due):
             self._poke(batch, waiting)
             return
-        changes = plan(batch, waiting, await self._profiles(loaded, waiting), await self._population(loaded),
-                       await self._rules(), self.outlets, datetime.now(timezone.utc), self._grid(loaded),
-                       loaded.erased)
+        profiles = await self._profiles(loaded, waiting)
+        rules = await self._rules()
+        population = await self._with_items(await self._population(loaded), profiles, batch, waiting, rules)
+        changes = plan(batch, waiting, profiles, population, rules, self.outlets, datetime.now(timezone.utc),
+                       self._grid(loaded), loaded.erased)
         for rej in changes.rejected:
             if rej.reason == "processing_error" and failure is None:
                 log.error("event at %s could not be processed: %s", rej.source, rej.message)
@@ -181,6 +184,21 @@ class Processor:
         wanted = missing(loaded, waiting)
         stored = await self.store.profiles(wanted) if wanted else {}
         return {**loaded.profiles, **{c: stored.get(c) for c in wanted}}
+
+    async def _with_items(self, pop: Population, profiles: dict[str, Profile | None], batch: Batch,
+                          waiting: Waiting, rules: Rules) -> Population:
+        """``pop`` with the item counters of every SKU the batch's customers have among their recent
+        items or touch in the batch (the offers of the alerts it fires read them)."""
+        if rules.items is None:
+            return pop
+        skus = {sku for p in profiles.values() if p is not None for sku in p.items.skus}
+        for ev in [r.ev for r in batch.intake.events] + [h.event for h in waiting.held]:
+            if isinstance(ev, Click) and ev.sku:
+                skus.add(ev.sku)
+            elif isinstance(ev, Purchase):
+                skus.update(line.sku for line in ev.items)
+        view = await self.store.items(skus, rules.offers + rules.items.bought)
+        return pop if view is None else replace(pop, items=view)
 
     async def _rules(self) -> Rules:
         """The thresholds, with the trigger rules in force at this batch boundary."""

@@ -42,6 +42,9 @@ class RedisKeys:
     ``P:hourly:<H>``               hash    counts of event-time hour H (epoch s): ``flow:<old>><new>``
                                            lifecycle changes, ``alert:<rule>`` alerts (``plan.hourly``)
     ``P:hourly``                   zset    the hours that have counts, by hour
+    ``P:items:pop``                zset    item -> decayed number of baskets holding it (``models.items``)
+    ``P:items:co:<item>``          zset    neighbour -> decayed baskets holding both (the heaviest
+                                           ``trim``; ``runtime.items``)
     ``P:models:history``           list    one JSON point per published online model version
                                            (metrics, baselines, drifts; the dashboard's model charts)
     ============================== ======= ===============================================
@@ -119,6 +122,13 @@ class RedisKeys:
     def hourly(self, hour: int | None = None) -> str:
         """The counts of one event-time hour, or (``None``) the index of hours (``plan.hourly``)."""
         return f"{self.prefix}:hourly" if hour is None else f"{self.prefix}:hourly:{hour}"
+
+    @property
+    def items_popularity(self) -> str:
+        return f"{self.prefix}:items:pop"
+
+    def items_co(self, item: str) -> str:
+        return f"{self.prefix}:items:co:{item}"
 
     @property
     def models_history(self) -> str:

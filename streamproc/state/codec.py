@@ -61,7 +61,12 @@ def _for_type(tp: Any) -> Convert:
         inner = _for_type(rest[0]) if len(rest) == 1 else _identity
         return _optional(inner)
     if origin is tuple:
-        return _tuple_of(_for_type(args[0]) if args and args[-1] is Ellipsis else _identity)
+        if args and args[-1] is Ellipsis:
+            return _tuple_of(_for_type(args[0]))
+        if args:  # a fixed-length tuple, such as (sku, time)
+            parts = [_for_type(a) for a in args]
+            return lambda v: tuple(c(x) for c, x in zip(parts, v))
+        return _tuple_of(_identity)
     if origin is dict:
         return _dict_of(_for_type(args[1]))
     if tp is datetime:

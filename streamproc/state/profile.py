@@ -19,6 +19,7 @@ from typing import Any
 from streamproc.frozen import replace
 from streamproc.ingest import sentiment
 from streamproc.records import Click, Feedback, InputEvent, Purchase
+from streamproc.state.items import RecentItems
 from streamproc.state.labels import Snapshot
 from streamproc.state.purchases import PurchaseDays, add_purchase
 from streamproc.state.sessions import Sessions
@@ -136,6 +137,8 @@ class Profile:
     cluster: int | None = None
     cluster_name: str = ""
     scored_at: datetime | None = None
+    # items, for next-best offers (state.items)
+    items: RecentItems = RecentItems()
     # online models (decisions.learning)
     churn: ChurnScore | None = None
     predicted_satisfaction: float | None = None

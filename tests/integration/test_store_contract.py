@@ -19,6 +19,7 @@ from streamproc.records import Click, Item, Purchase
 from streamproc.runtime import assemble
 from streamproc.runtime.store import Conflict, RedisStore, Store
 from streamproc.settings import Settings
+from streamproc.state.items import Increments, increments, merge, weight
 from streamproc.state.profile import Profile, new_profile
 from tests.builders import RULES, SETTINGS
 
@@ -174,3 +175,27 @@ def test_hourly_counts_add_up_across_batches(make: MakeStore) -> None:
         return {h: dict(c) for h, c in store.state.hourly.items()}  # type: ignore[attr-defined]
 
     assert run(make, scenario) == {3600: {"flow:>new": 3, "alert:r": 1}, 7200: {"flow:new>active": 1}}
+
+
+def test_item_counters_sum_trim_and_read_back_in_zrevrange_order(make: MakeStore) -> None:
+    ts = T0 + timedelta(days=40)
+    baskets = [["cam", "lens", "bag"], ["cam", "lens"], ["cam", "tripod"], ["tea"]]
+    crowd = Increments({"cam": 1.0}, {("cam", f"x{i:03d}"): 0.5 + i / 1000 for i in range(130)})
+
+    async def scenario(store: Store) -> tuple[Any, ...]:
+        params = store.rules.items
+        assert params is not None
+        await write(store, changes(items=merge(increments(b, ts, params) for b in baskets[:2])))
+        await write(store, changes(items=merge([increments(b, ts, params) for b in baskets[2:]] + [crowd])))
+        view = await store.items(["cam", "lens", "tea", "nothing"], 5)
+        assert view is not None
+        size = await store.r.zcard(store.keys.items_co("cam")) if isinstance(store, RedisStore) else len(store.table.co["cam"])  # type: ignore[attr-defined]
+        return dict(view.neighbours), dict(view.weights), list(view.top), size
+
+    neighbours, weights, top, size = run(make, scenario)
+    w = weight(ts, SETTINGS.rules().items)  # type: ignore[arg-type]
+    assert neighbours["lens"] == [("cam", 2 * w), ("bag", w)] and neighbours["nothing"] == []
+    assert neighbours["cam"][0] == ("lens", 2 * w) and len(neighbours["cam"]) == SETTINGS.rules().items.neighbours  # type: ignore[union-attr]
+    assert weights == {"cam": 3 * w + 1.0, "lens": 2 * w, "tea": w, "nothing": 0.0}
+    assert [item for item, _ in top] == ["cam", "lens", "tripod", "tea", "bag"]  # equal weights: member descending
+    assert size == SETTINGS.rules().items.trim  # type: ignore[union-attr]

@@ -16,7 +16,10 @@ The contract, held by ``tests/integration/test_store_contract.py`` against every
   most ``limit`` per partition, and lowers the watermark of a partition that hit the limit
   to its newest released event; held events stay held until a write releases them;
 * profiles, applied offsets and high marks read back as written; the population is
-  ranked over the profiles written.
+  ranked over the profiles written;
+* the item counters (``state.items``) are the sums of the increments written, each touched
+  neighbour set trimmed to the heaviest ``trim`` after each write; ``items`` reads them in
+  ``ZREVRANGE`` order (weight, then member, both descending), as ``models.items.ItemTable`` does.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Protocol
 
 from streamproc.decisions.rules import Rules
 from streamproc.errors import StreamprocError
+from streamproc.models.items import ItemView
 from streamproc.ordering import Held
 from streamproc.plan import Changes, Loaded, Waiting
 from streamproc.state.profile import Profile
@@ -65,4 +69,8 @@ class Store(Protocol):
 
     async def published(self, partitions: Iterable[int], outbox: bytes) -> None:
         """``outbox`` is published: remove it from ``partitions`` (not a newer one written since)."""
+        ...
+
+    async def items(self, skus: Iterable[str], top: int) -> ItemView | None:
+        """The item counters of ``skus`` and the ``top`` most popular (None without the item model)."""
         ...

@@ -23,6 +23,7 @@ from typing import Any
 from streamproc.decisions.rules import Population, Rules
 from streamproc.eventtime import partition_of
 from streamproc.features.population import FitRow
+from streamproc.models.items import ItemTable, ItemView
 from streamproc.ordering import Held
 from streamproc.pipeline import next_due
 from streamproc.plan import Changes, Loaded, Waiting
@@ -74,6 +75,7 @@ class MemoryStore:
 
     def __init__(self, rules: Rules, *, top_fraction: float, min_population: int, margin: float) -> None:
         self.rules, self.state = rules, Memory()
+        self.table = ItemTable(rules.items) if rules.items is not None else None
         self.population = PopulationView(RedisKeys(), top_fraction, min_population, margin)
 
     @asynccontextmanager
@@ -121,6 +123,8 @@ class MemoryStore:
             raise Conflict(f"partitions {sorted(guard.writes)} were written since the guard was opened")
         self._write_profiles(ch)
         self._write_outputs(ch.outputs)
+        if self.table is not None:
+            self.table.apply(ch.items)
         for hour, counts in ch.hourly.items():
             self.state.hourly.setdefault(hour, Counter()).update(counts)
         self._write_buffer(ch.hold, ch.release)
@@ -145,6 +149,9 @@ class MemoryStore:
                 timers[cid] = at.timestamp()
             for dim, score in rankings(p, ch.stored.get(cid)):
                 m.ranked.setdefault(dim, {})[cid] = score
+
+    async def items(self, skus: Iterable[str], top: int) -> ItemView | None:
+        return None if self.table is None else self.table.view(skus, top)
 
     def _write_outputs(self, outputs: Iterable[object]) -> None:
         m = self.state

@@ -22,11 +22,13 @@ from redis.exceptions import WatchError
 
 from streamproc.decisions.rules import Rules
 from streamproc.eventtime import partition_of
+from streamproc.models.items import ItemView
 from streamproc.ordering import Held
 from streamproc.pipeline import next_due
 from streamproc.plan import Changes, Loaded, Waiting
 from streamproc.records import Alert, SegmentChange
 from streamproc.runtime.erasure import erased_key, tombstone
+from streamproc.runtime.items import RedisItems
 from streamproc.runtime.population import PopulationView, rankings
 from streamproc.runtime.redis_keys import RedisKeys
 from streamproc.runtime.store.base import Conflict
@@ -61,6 +63,7 @@ class RedisStore:
         self._written: dict[str, tuple[bytes, Profile]] = {}
         self._sized = False
         self._clear = client.register_script(CLEAR_OUTBOX)
+        self.item_counts = RedisItems(client, keys, rules.items) if rules.items is not None else None
         self.trips = 0
         """Round trips to Redis since the last write (counted into ``redis_round_trips`` with it)."""
 
@@ -187,6 +190,8 @@ class RedisStore:
             docs = self._write_profiles(pipe, ch)
             self._write_outputs(pipe, ch.outputs)
             self._write_hourly(pipe, ch.hourly)
+            if self.item_counts is not None:
+                self.item_counts.write(pipe, ch.items)
             self._write_buffer(pipe, ch.hold, ch.release)
             self._write_fit_rows(pipe, ch)
             for p in ch.partitions:
@@ -212,6 +217,15 @@ class RedisStore:
             pipe.hset(self.keys.stats, "last_at", datetime.now(timezone.utc).timestamp())
             await pipe.execute()
         self._keep(docs, ch.profiles)
+
+    async def items(self, skus: Iterable[str], top: int) -> ItemView | None:
+        """The item counters of ``skus`` as of at most ``RedisItems.ttl_s`` ago (``runtime.items``)."""
+        if self.item_counts is None:
+            return None
+        before = self.item_counts.reads
+        view = await self.item_counts.view(skus, top)
+        self.trips += self.item_counts.reads - before
+        return view
 
     async def published(self, partitions: Iterable[int], outbox: bytes) -> None:
         """``outbox`` is published: remove it from ``partitions`` (not a newer one written since)."""
