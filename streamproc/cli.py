@@ -19,7 +19,9 @@ from streamproc.settings import get_settings
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from streamproc.models.items import Offer
     from streamproc.settings import Settings
+    from streamproc.state.profile import Profile
 
 
 def _logging(level: str) -> None:
@@ -307,13 +309,32 @@ def profile(customer_id: str, as_json: bool) -> None:
     pop = reader.models(population_view(s))
     current = churn_as_of(p, now, pop, s.rules())
     read = segments.as_of(p, now, pop, s.rules()) if pop.recency is not None or pop.ltv is not None else p
+    offers = asyncio.run(offers_now(s, p))
     if as_json:
         doc = orjson.loads(codec.dumps(p))
         now_doc = {"churn": orjson.loads(codec.dumps(current)), "rfm": orjson.loads(codec.dumps(read.rfm)),
-                   "value": orjson.loads(codec.dumps(read.value)), "cluster": read.cluster, "at": now.isoformat()}
+                   "value": orjson.loads(codec.dumps(read.value)), "cluster": read.cluster, "at": now.isoformat(),
+                   "offers": orjson.loads(codec.dumps(offers))}
         click.echo(orjson.dumps(doc | {"churn_now": now_doc["churn"], "now": now_doc}).decode())
         return
-    Console().print(render(read, now, s.ltv_horizon_days, s.base_currency, current))
+    Console().print(render(read, now, s.ltv_horizon_days, s.base_currency, current, offers))
+
+
+async def offers_now(s: Settings, p: Profile) -> list[Offer] | None:
+    """The customer's next-best offers from the item counters in Redis now (None when offers are off)."""
+    from streamproc.models.items import offers_for
+    from streamproc.runtime.assemble import redis_client, redis_keys
+    from streamproc.runtime.items import RedisItems
+
+    rules = s.rules()
+    if rules.items is None:
+        return None
+    client = redis_client(s)
+    try:
+        view = await RedisItems(client, redis_keys(s), rules.items).view(p.items.skus, rules.offers + rules.items.bought)
+    finally:
+        await client.aclose()
+    return offers_for(p.items, view, rules.offers, rules.repurchase)
 
 
 @cli.command()

@@ -40,8 +40,10 @@ from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from streamproc.decisions import segments
 from streamproc.decisions.learning import churn_as_of
 from streamproc.decisions.rules import Population
+from streamproc.models.items import offers_for
 from streamproc.runtime import erasure
 from streamproc.runtime.admin import bootstrap
+from streamproc.runtime.items import RedisItems
 from streamproc.runtime.learner import OnlineModels
 from streamproc.runtime.population import PopulationView
 from streamproc.runtime.redis_keys import RedisKeys
@@ -80,6 +82,7 @@ class Reader:
         self.pseudonyms = settings.pseudonymiser()
         self.rules = settings.rules()
         self.online = OnlineModels(client, self.keys)
+        self.items = RedisItems(client, self.keys, self.rules.items) if self.rules.items is not None else None
         self.view = PopulationView(self.keys, settings.top_spend_fraction, settings.min_population,
                                    settings.segment_margin)
         self._models_version: int | None = None
@@ -139,6 +142,7 @@ class Reader:
                 "predicted_satisfaction": p.predicted_satisfaction,
                 "satisfaction_model_version": pop.satisfaction.version if pop.satisfaction is not None else None,
                 "value": value,
+                "offers": await self.offers(p),
             },
             "segments": {"lifecycle": p.stage, "lifecycle_since": p.stage_since.isoformat() if p.stage_since else None,
                          "rfm": read.rfm.segment if read.rfm else None, "value": read.value.tier if read.value else None,
@@ -146,6 +150,15 @@ class Reader:
             "alerts": sorted(({"rule": r, "last_fired": t.isoformat()} for r, t in p.triggers.last.items()),
                              key=lambda a: a["last_fired"], reverse=True),
         }
+
+    async def offers(self, p: Profile) -> list[dict[str, Any]] | None:
+        """The customer's next-best offers from the item counters now (None when offers are off)."""
+        params = self.rules.items
+        if self.items is None or params is None:
+            return None
+        view = await self.items.view(p.items.skus, self.rules.offers + params.bought)
+        return [{"item": o.item, "score": round(o.score, 4), "reason": o.reason, "source": o.source}
+                for o in offers_for(p.items, view, self.rules.offers, self.rules.repurchase)]
 
     async def segments(self) -> dict[str, Any]:
         out = {}

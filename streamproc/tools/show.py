@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 
 from streamproc.features.vector import FEATURES, vector
+from streamproc.models.items import Offer
 from streamproc.state.profile import ChurnScore, Profile
 
 SOURCES = {"model": "online model", "recency": "recency rule", "palive": "BG/NBD 1 - P(alive)"}
@@ -77,7 +78,7 @@ def churn_risk(c: ChurnScore) -> str:
 
 
 def render(p: Profile, now: datetime, horizon_days: float, currency: str,
-           current: ChurnScore | None = None) -> Group:
+           current: ChurnScore | None = None, offers: list[Offer] | None = None) -> Group:
     """Every section of the profile, features computed as of event time ``now``, amounts labelled
     with ``currency`` (the base currency, ``STREAMPROC_BASE_CURRENCY``)."""
     t = p.visits.totals
@@ -114,8 +115,13 @@ def render(p: Profile, now: datetime, horizon_days: float, currency: str,
     features.add_column("meaning", style="dim")
     for name, meaning in FEATURES.items():
         features.add_row(name, f"{f[name]:.3f}", meaning)
+    recent = ", ".join(p.items.skus) or "-"
+    offered = [("recent items", recent), ("bought lately", ", ".join(p.items.bought[:10]) or "-")]
+    offered += [(f"offer {i}", f"{o.item}: {o.reason}" + (f" (score {o.score:.3f})" if o.score else ""))
+                for i, o in enumerate(offers or (), 1)]
     return Group(
         _table(f"customer {p.customer_id}", memberships(p, horizon_days, currency, current)), "",
         _table("activity", activity), "", _table("purchases", purchases), "", _table("feedback", feedback), "",
+        _table("next-best offers (item model now)" if offers is not None else "items (offers are off)", offered), "",
         features,
     )

@@ -126,6 +126,8 @@ def test_dashboard_grows_live_looks_a_customer_up_and_stays_on_the_machine(
         browser.find_element(By.CSS_SELECTOR, "#lookup button").click()
         stage = wait_for(lambda: (el := browser.find_elements(By.ID, "cust-stage")) and el[0].text, 15, "the lookup")
         history = browser.find_elements(By.CSS_SELECTOR, "#cust-history tr")
+        offers = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#cust-offers li")]
+        assert offers and all(o.startswith("SKU-") for o in offers), offers
         assert stage in {"new", "active", "loyal", "reactivated", "at_risk", "churned"}
         assert len(history) > 1 and any(" stage " in h.text for h in history[1:]), [h.text for h in history]
 

@@ -58,7 +58,7 @@ PHASE0 = [
 PHASE1 = [
     purchase("a3", "A", "2026-01-01T11:05:00+01:00", 50.0, 2, "EUR"),
     purchase("a4", "A", "2026-01-03T09:00:00Z", 200.0, 1, "USD"),
-    purchase("b1", "B", "2026-01-02T08:00:00+00:00", 10.0, 1, "GBP"),
+    purchase("b1", "B", "2026-01-02T08:00:00+00:00", 10.0, 1, "GBP", sku="SKU-2"),
     click("c1", "C", "2026-01-01T12:00:00+00:00"),
 ]
 PHASE2 = [
@@ -167,6 +167,9 @@ def test_profiles_segments_alerts_and_dead_letters(kafka_url, redis_url, worker_
     assert churn["reasons"] == [{"feature": "days_since_last", "contribution": 35.0, "direction": "raises risk"}]
     assert churn["models"] == {"churn": 0, "churn_source": "recency"}  # no model version yet: the recency rule
     assert churn["deliver_at"] == "2026-02-09T08:00:00+00:00"  # held through the quiet hours (21:00-08:00 UTC)
+    # the recommended action: A bought SKU-1, which no basket pairs with anything, so the most popular
+    # item A has not bought (B's SKU-2) is offered
+    assert churn["offers"] == [{"item": "SKU-2", "score": 0.0, "reason": "popular now", "source": "popularity"}]
     assert facts["falling_satisfaction"] == [("feedbacks", ">=", 3, 3), ("satisfaction_trend", "<=", -0.25, -1.0)]
     assert alerts["falling_satisfaction"]["deliver_at"] == "2026-01-06T08:00:00+00:00"
 

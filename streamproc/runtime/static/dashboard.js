@@ -207,6 +207,8 @@ async function lookup(tok, id) {
   if (!r.ok) { out.innerHTML = `<p class="error">${esc(doc.error ? doc.error.message : r.statusText)}</p>`; return; }
   const p = doc.profile, c = doc.scores.churn, seg = doc.segments;
   const reasons = (c.reasons || []).map((x) => `<li>${esc(x.feature)} = ${esc(fix(x.value, 2))}: ${esc(x.direction)}</li>`).join("");
+  const offers = doc.scores.offers === null ? "<li>offers are off (STREAMPROC_OFFERS)</li>" :
+    (doc.scores.offers.map((o) => `<li><b>${esc(o.item)}</b> <span class="why">${esc(o.reason)}</span></li>`).join("") || "<li>-</li>");
   const hist = (p.history || []).slice().reverse().map((h) => [esc(when(h.at)), esc(h.kind), esc(h.what), esc(h.why)]);
   out.innerHTML = `<div class="profile">
     <div><h3>Customer <code>${esc(doc.customer)}</code></h3><table>
@@ -221,7 +223,8 @@ async function lookup(tok, id) {
     <div><h3>Scores</h3><table>
       <tr><td>churn risk</td><td><b id="cust-risk">${fix(c.risk)}</b> (${esc(c.source)}, model v${esc(c.model_version)}, as of ${esc(when(c.at))})</td></tr>
       <tr><td>predicted satisfaction</td><td>${fix(doc.scores.predicted_satisfaction)}</td></tr>
-    </table><p class="note">why this churn risk:</p><ul>${reasons || "<li>-</li>"}</ul></div>
+    </table><p class="note">why this churn risk:</p><ul>${reasons || "<li>-</li>"}</ul>
+    <p class="note">next-best offers:</p><ol id="cust-offers">${offers}</ol></div>
     <div><h3>History</h3><table id="cust-history"></table></div></div>`;
   rows("cust-history", ["event time", "kind", "what", "why"], hist);
 }
