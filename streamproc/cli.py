@@ -573,6 +573,8 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 @click.option("--rules", "rules_file", default=None, metavar="FILE|none",
               help="The worker's trigger rules file, or 'none' for no rules [default: the rules that ship].")
 @click.option("--webhook", is_flag=True, help="Also deliver every alert to one local webhook endpoint from the worker.")
+@click.option("--no-offers", "no_offers", is_flag=True,
+              help="Run the worker without the item model and offers (STREAMPROC_OFFERS=false), to measure their cost.")
 @click.option("--api-reads", default=0, show_default=True, type=click.IntRange(min=0),
               help="Read this many profiles (GET /v1/customers/{id}, loopback, 8 at a time) while the worker "
                    "applies the backlog, in every round; reports their p50 and p99.")
@@ -581,7 +583,7 @@ def early_warning(customers: int, days: int, seed: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object on the last line.")
 def bench(events: int, repeat: int, latency_events: int, latency_rate: float, seed: int | None, backfill: bool,
           customers: int, days: int, cadence: float, profile: Path | None, rules_file: str | None, webhook: bool,
-          api_reads: int, api_rate: float, as_json: bool) -> None:
+          no_offers: bool, api_reads: int, api_rate: float, as_json: bool) -> None:
     """Measure the worker's events/s against a Faust agent that does nothing, and the latency
     from an event's publication to its output.
 
@@ -614,7 +616,7 @@ def bench(events: int, repeat: int, latency_events: int, latency_rate: float, se
     if rules_file not in (None, "none") and not Path(rules_file).is_file():
         raise click.BadParameter(f"{rules_file}: no such file (or 'none')", param_hint="--rules")
     opts = BenchOptions(events, latency_events, latency_rate, 11 if seed is None else seed, repeat=repeat,
-                        rules=rules_file, webhook=webhook, api_reads=api_reads, api_rate=api_rate)
+                        rules=rules_file, webhook=webhook, api_reads=api_reads, api_rate=api_rate, offers=not no_offers)
     with ProgressReporter(Console(stderr=True), opts.steps) as report:
         result = run_bench(get_settings(), opts, report)
     if as_json:

@@ -167,7 +167,8 @@ def stepped(p: Profile | None, event: InputEvent, pop: Population, rules: Rules
     counted = None
     if rules.items is not None and isinstance(event, (Click, Purchase)):
         recent, counted = items.step(p.items, event, rules.items)
-        p = replace(p, items=recent)
+        if recent is not p.items:
+            p = replace(p, items=recent)
     trigs = _carts(emitted)
     p, examples = learning.on_activity(p, event.ts, rules)
     out += examples

@@ -14,13 +14,13 @@ workers that all add to, and read from, the same sets.
 
 Reads (``view``) fetch each needed item's heaviest neighbours, the items' weights and the most
 popular items in one pipeline, and keep them ``ttl_s`` (2 s) in the worker: offers are at most that
-much behind the counters, and a batch reads only the items it needs that are not cached.
+much behind the counters, and a batch reads only the items it needs that are not cached (none,
+mostly: one round trip every ``ttl_s`` refills what the batches ask for).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,7 +52,7 @@ end
 return 1
 """
 CACHED = 100_000
-"""Items whose neighbours a worker keeps at most (least recently used dropped first)."""
+"""Items whose neighbours a worker keeps at most (the cache is dropped whole beyond)."""
 
 
 def apply_args(keys: RedisKeys, inc: Increments, trim: int) -> tuple[list[str], list[Any]]:
@@ -72,12 +72,19 @@ def apply_args(keys: RedisKeys, inc: Increments, trim: int) -> tuple[list[str], 
 
 
 class RedisItems:
-    """Writes a batch's increments in its transaction; reads views for offers, cached ``ttl_s``."""
+    """Writes a batch's increments in its transaction; reads views for offers, cached ``ttl_s``.
+
+    The cache is dropped whole every ``ttl_s`` and refilled with the items asked for after that:
+    a view is at most ``ttl_s`` behind the counters, and a batch pays for no per-item check. The
+    view a call returns shares the cache's dicts, so it is read before the next call (as a batch's
+    plan and a request's offers are)."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys, params: ItemParams, ttl_s: float = 2.0) -> None:
         self.r, self.keys, self.params, self.ttl_s = client, keys, params, ttl_s
-        self._rows: OrderedDict[str, tuple[float, list[Weighted], float]] = OrderedDict()
-        self._top: tuple[float, list[Weighted]] = (float("-inf"), [])
+        self._neighbours: dict[str, list[Weighted]] = {}
+        self._weights: dict[str, float] = {}
+        self._top: list[Weighted] = []
+        self._since = float("-inf")
         self.reads = 0
         """Round trips ``view`` made (the cache answered the others)."""
 
@@ -90,28 +97,25 @@ class RedisItems:
     async def view(self, items: Iterable[str], top: int) -> ItemView:
         """Neighbours and weights of ``items`` and the ``top`` most popular, as of at most ``ttl_s`` ago."""
         now = time.monotonic()
-        wanted = set(items)
-        stale = sorted(i for i in wanted if (row := self._rows.get(i)) is None or now - row[0] > self.ttl_s)
-        refresh_top = now - self._top[0] > self.ttl_s or len(self._top[1]) < top
-        if stale or refresh_top:
+        if now - self._since > self.ttl_s or len(self._neighbours) > CACHED:
+            self._neighbours, self._weights, self._top, self._since = {}, {}, [], now
+        missing = sorted(i for i in set(items) if i not in self._neighbours)
+        refresh_top = len(self._top) < top
+        if missing or refresh_top:
             n = self.params.neighbours
             async with self.r.pipeline(transaction=False) as pipe:
-                for i in stale:
+                for i in missing:
                     pipe.zrevrange(self.keys.items_co(i), 0, n - 1, withscores=True)
-                if stale:
-                    pipe.zmscore(self.keys.items_popularity, stale)
+                if missing:
+                    pipe.zmscore(self.keys.items_popularity, missing)
                 if refresh_top:
                     pipe.zrevrange(self.keys.items_popularity, 0, top - 1, withscores=True)
                 got = await pipe.execute()
             self.reads += 1
-            weights = got[len(stale)] if stale else []
-            for i, row, w in zip(stale, got, weights):
-                self._rows[i] = (now, [(m.decode(), s) for m, s in row], w or 0.0)
-                self._rows.move_to_end(i)
+            weights = got[len(missing)] if missing else []
+            for i, row, w in zip(missing, got, weights):
+                self._neighbours[i] = [(m.decode(), s) for m, s in row]
+                self._weights[i] = w or 0.0
             if refresh_top:
-                self._top = (now, [(m.decode(), s) for m, s in got[-1]])
-            while len(self._rows) > CACHED:
-                self._rows.popitem(last=False)
-        rows = {i: self._rows[i] for i in wanted if i in self._rows}
-        return ItemView({i: r[1] for i, r in rows.items()}, {i: r[2] for i, r in rows.items()}, self._top[1][:top],
-                        self.params)
+                self._top = [(m.decode(), s) for m, s in got[-1]]
+        return ItemView(self._neighbours, self._weights, self._top[:top], self.params)

@@ -191,7 +191,7 @@ class Processor:
         items or touch in the batch (the offers of the alerts it fires read them)."""
         if rules.items is None:
             return pop
-        skus = {sku for p in profiles.values() if p is not None for sku in p.items.skus}
+        skus = {sku for p in profiles.values() if p is not None for sku, _ in p.items.items}
         for ev in [r.ev for r in batch.intake.events] + [h.event for h in waiting.held]:
             if isinstance(ev, Click) and ev.sku:
                 skus.add(ev.sku)

@@ -47,7 +47,9 @@ def _optional(inner: Convert) -> Convert:
 
 
 def _tuple_of(inner: Convert) -> Convert:
-    return lambda v: tuple(inner(x) for x in v)
+    if inner is _identity:
+        return tuple
+    return lambda v: tuple([inner(x) for x in v])
 
 
 def _dict_of(inner: Convert) -> Convert:
@@ -65,7 +67,9 @@ def _for_type(tp: Any) -> Convert:
             return _tuple_of(_for_type(args[0]))
         if args:  # a fixed-length tuple, such as (sku, time)
             parts = [_for_type(a) for a in args]
-            return lambda v: tuple(c(x) for c, x in zip(parts, v))
+            if all(c is _identity for c in parts):
+                return tuple
+            return lambda v: tuple([c(x) for c, x in zip(parts, v)])
         return _tuple_of(_identity)
     if origin is dict:
         return _dict_of(_for_type(args[1]))

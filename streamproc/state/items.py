@@ -30,8 +30,8 @@ basket costs at most ``cap * (cap - 1)`` pair increments; later SKUs count in po
 it is clicked).
 A session basket grows click by click: ``added`` gives the increments of one SKU joining it,
 and joining SKUs one at a time sums to ``increments`` of the whole basket. The session is the
-producer's ``session_id``: a click of another session starts a new basket, and the previous
-one is closed for good (a late click of it starts a basket of its own).
+producer's ``session_id``: a SKU clicked in another session starts a new basket, and the
+previous one is closed for good (a late click of it starts a basket of its own).
 
 Forward decay (Cormode, Shkapenyuk, Srivastava, Xu, ICDE 2009)
 --------------------------------------------------------------
@@ -206,22 +206,26 @@ class RecentItems:
         return tuple(sku for sku, _ in self.items)
 
 
+NOTHING = Increments()
+
+
 def step(recent: RecentItems, event: Click | Purchase,
          params: ItemParams) -> tuple[RecentItems, Increments]:
     """The customer's new ``RecentItems`` and the increments the event causes.
 
     A purchase is a basket of its own and its SKUs become bought; a click with a ``sku``
-    (not a removal from the cart) joins its session's basket. A click of another session
-    opens that session's basket, empty unless the click adds its SKU.
+    (not a removal from the cart) joins its session's basket, a new one if the open basket is
+    another session's. Other clicks change nothing (returned as they are: most clicks cost
+    nothing here).
     """
     if isinstance(event, Purchase):
         skus = list(dict.fromkeys(line.sku for line in event.items))
         recent = RecentItems(_touch(recent.items, skus, event.ts.timestamp(), params.recent),
                              _front(recent.bought, skus, params.bought), recent.session, recent.basket)
         return recent, increments(skus, event.ts, params)
-    before = recent.basket if event.session_id == recent.session else ()
     if event.sku is None or event.action == "remove_from_cart":
-        return replace(recent, session=event.session_id, basket=before), Increments()
+        return recent, NOTHING
+    before = recent.basket if event.session_id == recent.session else ()
     inc = added(before, event.sku, event.ts, params)
     full = event.sku in before or len(before) >= params.basket_cap
     joined = before if full else before + (event.sku,)

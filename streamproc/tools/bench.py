@@ -72,6 +72,8 @@ class BenchOptions:
     """The worker's rules file; ``"none"``: no trigger rules at all; None: the default rules."""
     webhook: bool = False
     """Deliver alerts to one local webhook endpoint (``tools.crm``) from the worker."""
+    offers: bool = True
+    """The item model and offers on (False: ``STREAMPROC_OFFERS=false``)."""
     api_reads: int = 0
     """Most profile reads (``GET /v1/customers/{id}``) to make while the worker applies the backlog:
     they start once its web server answers and stop when it has applied everything."""
@@ -288,7 +290,7 @@ class Reads(threading.Thread):
 
 def worker_env(opts: BenchOptions, workdir: Path, receiver: CrmReceiver | None) -> dict[str, str]:
     """What the bench changes in the worker's environment: its rules, its webhook endpoint."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"STREAMPROC_OFFERS": "true" if opts.offers else "false"}
     if opts.rules == "none":
         path = workdir / "no-rules.yaml"
         path.write_text("rules: []\n")
@@ -372,6 +374,7 @@ def run_bench(settings: Settings, opts: BenchOptions, report: Reporter) -> dict[
             receiver.stop()
     out = summary(rounds, len(events), opts, settings, load.summary())
     out["rules"] = opts.rules or "default"
+    out["offers"] = opts.offers
     timed = [s for r in rounds for s in (r.reads or [])]
     out["api_reads"] = None if not opts.api_reads else {
         "reads": len(timed), "concurrency": opts.api_concurrency, "rate_cap": opts.api_rate or None,
@@ -438,7 +441,7 @@ def print_report(console: Console, r: dict[str, Any]) -> None:
         a = r["api_reads"]
         console.print(f"profile reads during the worker runs: {a['reads']:,} at concurrency {a['concurrency']}, "
                       f"p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms")
-    console.print(f"worker rules: {r.get('rules', 'default')}; webhooks: "
+    console.print(f"worker rules: {r.get('rules', 'default')}; offers: {'on' if r.get('offers', True) else 'off'}; webhooks: "
                   + ("none" if hooks is None else f"one local endpoint, {hooks:,} requests received"))
     console.print(f"load average (1 min): start {load['start']}, max {load['max']}, end {load['end']} "
                   f"on {load['cpus']} CPUs (idle: near 0)")
