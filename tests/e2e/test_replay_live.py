@@ -8,12 +8,14 @@ applied (and the topics gone idle) before the next, so watermarks advance in ste
 interleaving the consumer picks. Everything per customer must match; the population-relative
 fields (RFM scores, value, cluster) and the online models' scores depend on when population
 bounds, fits and model versions were read, and are left out (see the README, "Event time and
-replay").
+replay"); so are the offers an alert carries, read from item counters that every partition adds
+to at its own pace. The item popularity at the end, summed in other batches, matches to rounding.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -33,16 +35,26 @@ from tests.live import consume, processed, wait_for
 
 CONFIG = GeneratorConfig(customers=40, days=40, seed=13)
 CHUNK = 600
+EVENT_TIME_RULES = ("cart_abandoned",)
+"""The default rule whose condition reads only the customer's own events; the others read the top
+spenders' threshold or the churn score."""
 POPULATION_RELATIVE = ("rfm", "value", "cluster", "cluster_name", "churn", "predicted_satisfaction", "unrated_feedback")
 
 
 def per_customer(doc: dict[str, Any]) -> dict[str, Any]:
     """The profile without what depends on the population or the model versions: the memberships
     and scores above, in each pending churn snapshot the model's score, the candidate served
-    (chosen by the learner, so by the version a worker had loaded) and the P(alive) baseline, and
-    the churn risk the trigger rules saw last."""
+    (chosen by the learner, so by the version a worker had loaded) and the P(alive) baseline; of
+    the trigger rules' memory and the history, only what the rules that read no population or
+    model decided (``EVENT_TIME_RULES``; the others fire by where the population stood when the
+    batch ran, as the RFM segment is placed), without the offers of alerts held for quiet hours."""
     out = {k: v for k, v in doc.items() if k not in POPULATION_RELATIVE}
-    out["triggers"] = {k: v for k, v in doc["triggers"].items() if k != "risk"}
+    t = doc["triggers"]
+    out["triggers"] = {"inside": [r for r in t["inside"] if r in EVENT_TIME_RULES],
+                       "last": {r: at for r, at in t["last"].items() if r in EVENT_TIME_RULES},
+                       "held": [{k: v for k, v in a.items() if k != "offers"} for a in t["held"]
+                                if a["rule"] in EVENT_TIME_RULES]}
+    out["history"] = [m for m in doc["history"] if m["kind"] == "stage" or m["what"] in EVENT_TIME_RULES]
     out["pending"] = [{k: v for k, v in s.items() if k not in ("score", "served")}
                       | {"baselines": {"recency": s["baselines"]["recency"]}} for s in doc["pending"]]
     return out
@@ -57,8 +69,13 @@ def profiles(redis_url: str) -> dict[str, dict[str, Any]]:
 
 def outputs(kafka_url: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     lifecycle = {s["event_id"]: s for s in consume(kafka_url, "segments") if s["dimension"] == "lifecycle"}
-    carts = {a["event_id"]: a for a in consume(kafka_url, "alerts") if a["rule"] == "cart_abandoned"}
+    carts = {a["event_id"]: {k: v for k, v in a.items() if k != "offers"}
+             for a in consume(kafka_url, "alerts") if a["rule"] == "cart_abandoned"}
     return lifecycle, carts
+
+
+def popularity(redis_url: str) -> dict[str, float]:
+    return {m.decode(): s for m, s in redis.Redis.from_url(redis_url).zrange("sp:items:pop", 0, -1, withscores=True)}
 
 
 def run_live(events: list[dict[str, Any]], kafka_url: str, redis_url: str, contracts: Contracts) -> None:
@@ -86,6 +103,7 @@ def test_replay_of_a_history_file_equals_living_through_it(tmp_path: Path, contr
     worker = spawn_worker(worker_env, "live")
     run_live(events, live_kafka, redis_url, contracts)
     live_profiles, (live_lifecycle, live_carts) = profiles(redis_url), outputs(live_kafka)
+    live_items = popularity(redis_url)
     stop_process(worker)
 
     redis.Redis.from_url(redis_url).flushall()
@@ -96,6 +114,7 @@ def test_replay_of_a_history_file_equals_living_through_it(tmp_path: Path, contr
         run_replay(events, replay_kafka, contracts, tmp_path)
         wait_for(lambda: processed(redis_url) == len(events), 120, "the replayed history")
         replay_profiles, (replay_lifecycle, replay_carts) = profiles(redis_url), outputs(replay_kafka)
+        replay_items = popularity(redis_url)
     finally:
         stop_process(proc)
 
@@ -106,3 +125,5 @@ def test_replay_of_a_history_file_equals_living_through_it(tmp_path: Path, contr
     assert replay_profiles.keys() == live_profiles.keys()
     assert replay_lifecycle == live_lifecycle and len(live_lifecycle) > len(live_profiles)
     assert replay_carts == live_carts and live_carts
+    assert live_items.keys() == replay_items.keys() and live_items
+    assert all(math.isclose(live_items[i], replay_items[i], rel_tol=1e-9) for i in live_items)
