@@ -4,15 +4,21 @@ what the workers handled, and report figures in the run's summary."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
 from streamproc.ops.dlq import read_all
 from streamproc.ops.stats import StatsReader
+from streamproc.tools.stack import free_port, start_worker, stop_process
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
@@ -45,3 +51,26 @@ FIGURES: list[str] = []
 def report(line: str) -> None:
     """A figure to print in the run's summary (fault-injection results, for the README)."""
     FIGURES.append(line)
+
+
+def api_tokens(*tokens: tuple[str, str, tuple[str, ...]]) -> str:
+    """``STREAMPROC_API_TOKENS`` for ``(name, token, scopes)`` entries."""
+    return orjson.dumps([{"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": list(scopes)}
+                         for name, token, scopes in tokens]).decode()
+
+
+@contextmanager
+def serving_worker(kafka_url: str, redis_url: str, tmp_path: Path, tokens: str) -> Iterator[tuple[int, Path]]:
+    """A worker process with these API tokens, on a free web port, ready: ``(port, its log)``; stopped after."""
+    from tests.conftest import FAST_WORKER
+
+    port = free_port()
+    env = {**os.environ, **FAST_WORKER, "STREAMPROC_KAFKA_URL": kafka_url, "STREAMPROC_REDIS_URL": redis_url,
+           "STREAMPROC_API_TOKENS": tokens, "STREAMPROC_DATA_DIR": str(tmp_path / "faust")}
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log, port)
+    try:
+        wait_for(lambda: b"Worker]: Ready" in log.read_bytes(), 60, "the worker")
+        yield port, log
+    finally:
+        stop_process(worker)

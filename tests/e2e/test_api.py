@@ -3,9 +3,7 @@ requests over HTTP, schemathesis against the served OpenAPI document."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,18 +19,14 @@ from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
 from streamproc.runtime.web import OPENAPI
 from streamproc.sim.generator import GeneratorConfig, generate
-from streamproc.tools.stack import free_port, start_worker, stop_process
-from tests.conftest import FAST_WORKER
-from tests.live import processed, report, wait_for
+from tests.live import api_tokens, processed, report, serving_worker, wait_for
 
 READER, ANALYST, DPO = "reader-token-0123456789", "analyst-token-0123456789", "dpo-token-0123456789"
 
 
 def tokens() -> str:
-    def entry(name: str, token: str, *scopes: str) -> dict[str, Any]:
-        return {"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": list(scopes)}
-    return orjson.dumps([entry("crm-agent", READER, "profiles:read", "aggregates:read"),
-                         entry("analyst", ANALYST, "aggregates:read"), entry("dpo", DPO, "customers:erase")]).decode()
+    return api_tokens(("crm-agent", READER, ("profiles:read", "aggregates:read")), ("analyst", ANALYST, ("aggregates:read",)),
+                      ("dpo", DPO, ("customers:erase",)))
 
 
 def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, Any, dict[str, str]]:
@@ -48,13 +42,7 @@ def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, A
 
 def test_api_auth_pages_metrics_health_and_schemathesis(kafka_url, redis_url, broker_proc, contracts: Contracts,
                                                         tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, **FAST_WORKER, "STREAMPROC_KAFKA_URL": kafka_url, "STREAMPROC_REDIS_URL": redis_url,
-           "STREAMPROC_API_TOKENS": tokens(), "STREAMPROC_DATA_DIR": str(tmp_path / "faust")}
-    log = tmp_path / "worker.log"
-    worker = start_worker(env, log, port)
-    try:
-        wait_for(lambda: b"Worker]: Ready" in log.read_bytes(), 60, "the worker")
+    with serving_worker(kafka_url, redis_url, tmp_path, tokens()) as (port, log):
         events = list(generate(GeneratorConfig(customers=80, days=40, seed=5)))
         import asyncio
         asyncio.run(publish(kafka_url, event_records(contracts, events)))
@@ -119,7 +107,5 @@ def test_api_auth_pages_metrics_health_and_schemathesis(kafka_url, redis_url, br
         report("schemathesis: " + " | ".join(tail))
         assert st.returncode == 0, st.stdout[-4000:]
         assert json.loads(OPENAPI.read_text())["info"]["title"] == "streamproc customer API"
-    finally:
-        stop_process(worker)
     text = log.read_text()
     assert raw not in text and "api GET /v1/customers/{id} 200 crm-agent" in text

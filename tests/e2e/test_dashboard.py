@@ -4,9 +4,7 @@ Selenium, against a worker on a real broker and Redis while events are published
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import http.client
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,19 +17,14 @@ import pytest
 from streamproc.contracts import Contracts
 from streamproc.ops.produce import event_records, publish
 from streamproc.sim.generator import GeneratorConfig, generate
-from streamproc.tools.stack import free_port, start_worker, stop_process
-from tests.conftest import FAST_WORKER
-from tests.live import processed, report, wait_for
+from tests.live import api_tokens, processed, report, serving_worker, wait_for
 
 WALL, ANALYST = "wall-screen-token-0123456789", "analyst-token-0123456789"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def tokens() -> str:
-    def entry(name: str, token: str, *scopes: str) -> dict[str, Any]:
-        return {"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": list(scopes)}
-    return orjson.dumps([entry("wall", WALL, "aggregates:read", "profiles:read"),
-                         entry("analyst", ANALYST, "aggregates:read")]).decode()
+    return api_tokens(("wall", WALL, ("aggregates:read", "profiles:read")), ("analyst", ANALYST, ("aggregates:read",)))
 
 
 @pytest.fixture
@@ -83,13 +76,7 @@ def test_dashboard_grows_live_looks_a_customer_up_and_stays_on_the_machine(
         kafka_url, redis_url, broker_proc, contracts: Contracts, tmp_path: Path, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    port = free_port()
-    env = {**os.environ, **FAST_WORKER, "STREAMPROC_KAFKA_URL": kafka_url, "STREAMPROC_REDIS_URL": redis_url,
-           "STREAMPROC_API_TOKENS": tokens(), "STREAMPROC_DATA_DIR": str(tmp_path / "faust")}
-    log = tmp_path / "worker.log"
-    worker = start_worker(env, log, port)
-    try:
-        wait_for(lambda: b"Worker]: Ready" in log.read_bytes(), 60, "the worker")
+    with serving_worker(kafka_url, redis_url, tmp_path, tokens()) as (port, _):
         events = list(generate(GeneratorConfig(customers=150, days=90, seed=11)))
         thirds = [events[i * len(events) // 3:(i + 1) * len(events) // 3] for i in range(3)]
         base = f"http://127.0.0.1:{port}"
@@ -158,5 +145,3 @@ def test_dashboard_grows_live_looks_a_customer_up_and_stays_on_the_machine(
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/dashboard/events?access_token=wrong")
         assert conn.getresponse().status == 401
-    finally:
-        stop_process(worker)
