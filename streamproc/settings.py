@@ -229,8 +229,9 @@ class Settings(BaseSettings):
                                            "the items they are likeliest to take next (false: neither).")
     offers_per_customer: int = Field(3, ge=1, le=50, description="Offers a profile read (API, 'streamproc profile') "
                                                                   "and an alert carry.")
-    item_half_life_days: float = Field(30.0, gt=0, description="Half-life, in event-time days, of what a basket "
-                                                                "teaches the item model (tastes move).")
+    item_half_life_days: float = Field(30.0, ge=14, description="Half-life, in event-time days, of what a basket "
+                                                                 "teaches the item model (tastes move); at least 14, so "
+                                                                 "that event times 1981-2058 weigh exactly.")
     offer_repurchase: tuple[str, ...] = Field((), description="Glob patterns of SKUs customers normally buy again "
                                                               "(JSON list, e.g. [\"FOOD-*\"]): offered though bought.")
 

@@ -39,13 +39,13 @@ An interaction at time ``t`` adds ``g(t) = 2 ** ((t - landmark) / half_life)`` i
 Every counter is then ``2 ** ((now - landmark) / half_life)`` times its exponentially decayed
 count as of any ``now``, the same factor for all, so comparing or dividing counters compares
 decayed counts: no decay pass, and a counter is changed only when it is incremented. Weights
-grow by 2 each half-life: from the default landmark (1990-01-01 UTC) and half-life (30 days)
-the exponent is about 440 in 2026 and reaches ``rebase_exponent`` (500) in 2031; a double
-holds up to 2 ** 1023. ``rebase(params, ts)`` then gives a plan: a new landmark a whole
-number of half-lives later, and the factor (a power of two, so exact) by which the store
-multiplies every counter (``ZUNIONSTORE key 1 key WEIGHTS factor`` per set) in the same
-transaction as it saves the new landmark; increments computed with the old landmark must be
-applied before. Counters older than about 1,000 half-lives underflow to 0, as they should.
+grow by 2 each half-life, and a double holds 2 ** -1022 to 2 ** 1023: from the landmark
+(2020-01-01 UTC) weights are exact within about 1,000 half-lives either side, 84 years at the
+default half-life (30 days) and 38 at the shortest the settings allow (14 days: 1981-2058).
+``rebase(params, ts)`` plans a move of the landmark once the exponent passes
+``rebase_exponent`` (500): a new landmark a whole number of half-lives later, and the factor (a
+power of two, so exact) to multiply every counter by; ``streamproc evaluate`` applies it. The
+worker's store does not rebase: at the default half-life the exponent reaches 500 in 2061.
 
 Memory per customer: a ``RecentItems`` of at most ``recent`` (10) items with their times,
 ``bought`` (50) SKUs and the open session's basket (``basket_cap`` SKUs): about 1.5 KB as JSON at
@@ -63,7 +63,7 @@ from streamproc.errors import ConfigError
 from streamproc.frozen import replace
 from streamproc.records import Click, Purchase
 
-LANDMARK = datetime(1990, 1, 1, tzinfo=timezone.utc)
+LANDMARK = datetime(2020, 1, 1, tzinfo=timezone.utc)
 Pair = tuple[str, str]
 Weighted = tuple[str, float]
 
@@ -178,7 +178,7 @@ def rebase(params: ItemParams, ts: datetime) -> Rebase | None:
     >>> p = ItemParams(half_life=timedelta(days=1), rebase_exponent=10)
     >>> plan = rebase(p, LANDMARK + timedelta(days=12.5))
     >>> plan.params.landmark.date(), plan.factor
-    (datetime.date(1990, 1, 13), 0.000244140625)
+    (datetime.date(2020, 1, 13), 0.000244140625)
     >>> rebase(p, LANDMARK + timedelta(days=9)) is None
     True
     """
