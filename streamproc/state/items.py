@@ -48,8 +48,8 @@ power of two, so exact) to multiply every counter by; ``streamproc evaluate`` ap
 worker's store does not rebase: at the default half-life the exponent reaches 500 in 2061.
 
 Memory per customer: a ``RecentItems`` of at most ``recent`` (10) items with their times,
-``bought`` (50) SKUs and the open session's basket (``basket_cap`` SKUs): about 1.5 KB as JSON at
-most.
+``bought`` (50) SKUs and the open session's basket (``basket_cap`` SKUs): 834 bytes of JSON at
+the median and 955 at most on a generated year (``tests/integration/test_items_memory.py``).
 """
 
 from __future__ import annotations
